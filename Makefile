@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both create (or reuse) .venv with Python 3.10 and install the project into it.
+PYTHON310 ?= env PYENV_VERSION=3.10.13 python3.10
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUNS := runs
+
+.PHONY: demo test lint venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10), "need Python 3.10"'
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(RUNS)
+	$(VENV)/bin/bitsnn-train --arch mnist-cnn --dataset digits --bits 4 --epochs 15 \
+		--batch-size 64 --lr 0.05 --seed 0 -o $(RUNS)/digits-mnist-cnn.pt
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks export
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks export
+
+clean:
+	rm -rf $(RUNS) .pytest_cache

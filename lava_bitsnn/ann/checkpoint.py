@@ -1,0 +1,83 @@
+"""The training checkpoint: a plain ``torch.save`` dict, written atomically.
+
+Keys: ``format``, ``format_version``, ``state_dict``, ``arch``, ``arch_kwargs`` (constructor
+arguments), ``bits``, ``dataset``, ``input_shape`` (C, H, W), ``normalisation`` ({mean, std}),
+``class_names``, ``log`` (one dict per epoch), ``test_accuracy``, ``library_version``,
+``train_args``; for ``--resume`` also ``epoch``, ``optimizer`` and ``scheduler``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lava_bitsnn.ann.zoo import build_model
+from lava_bitsnn.errors import BitsnnError
+
+FORMAT = "lava-bitsnn-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("state_dict", "arch", "arch_kwargs", "bits", "dataset", "input_shape",
+            "normalisation", "class_names")
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail early (before any work) if ``path`` cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise BitsnnError(f"output path {path} is a directory")
+    if not parent.is_dir():
+        raise BitsnnError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise BitsnnError(f"output directory {parent} is not writable")
+    return path
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> None:
+    ckpt = {"format": FORMAT, "format_version": FORMAT_VERSION, **ckpt}
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint; any problem is one ``BitsnnError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise BitsnnError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        raise BitsnnError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise BitsnnError(f"{path} is not a lava-bitsnn checkpoint")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise BitsnnError(f"checkpoint {path} lacks {', '.join(missing)}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the model and load its weights (eval mode)."""
+    try:
+        model = build_model(ckpt["arch"], **ckpt["arch_kwargs"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise BitsnnError(f"checkpoint does not match its architecture: {exc}") from None
+    return model.eval()

@@ -1,0 +1,187 @@
+"""Datasets as in-memory uint8 images (N, C, H, W) with integer labels.
+
+Keeping the raw 8-bit pixels lets the SNN's bit-serial input send them MSB-first; the
+normalisation ``(x/255 − mean)/std`` is stored in the checkpoint and folded into layer 1 at
+conversion. Sources: sklearn ``digits`` (the embedded default), the four original IDX ``.gz``
+files of MNIST / Fashion-MNIST, the CIFAR-10/100 python pickles, and an ImageFolder tree.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lava_bitsnn.errors import BitsnnError
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder")
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8 (N, C, H, W)
+    labels: np.ndarray  # int64 (N,)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    class_names: list[str]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.train.images.shape[1:])  # type: ignore[return-value]
+
+    def normalisation(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images scaled to [0, 1]."""
+        x = self.train.images.astype(np.float64) / 255.0
+        mean = x.mean(axis=(0, 2, 3))
+        std = x.std(axis=(0, 2, 3))
+        return [float(m) for m in mean], [float(max(s, 1e-6)) for s in std]
+
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # 0..16 intensities → 8-bit pixels.
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    labels = bunch.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(labels))
+    cut = int(round(0.8 * len(labels)))
+    tr, te = order[:cut], order[cut:]
+    return Dataset("digits", Split(images[tr], labels[tr]), Split(images[te], labels[te]),
+                   [str(i) for i in range(10)])
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    if not path.is_file():
+        raise BitsnnError(f"missing data file {path}")
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise BitsnnError(f"corrupt data file {path}: {exc}") from None
+    if len(raw) < 4 + 4 * ndim or raw[0:2] != b"\0\0" or raw[2] != 0x08 or raw[3] != ndim:
+        raise BitsnnError(f"corrupt data file {path}: not an IDX file of {ndim} dimension(s)")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise BitsnnError(f"corrupt data file {path}: expected {int(np.prod(dims))} values, "
+                          f"found {body.size}")
+    return body.reshape(dims)
+
+
+def _idx_dataset(name: str, folder: Path, class_names: list[str]) -> Dataset:
+    splits = []
+    for prefix in ("train", "t10k"):
+        images = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 3)
+        labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 1).astype(np.int64)
+        if len(images) != len(labels):
+            raise BitsnnError(f"corrupt data in {folder}: {len(images)} {prefix} images but "
+                              f"{len(labels)} labels")
+        splits.append(Split(np.ascontiguousarray(images[:, None]), labels))
+    return Dataset(name, splits[0], splits[1], class_names)
+
+
+def _unpickle(path: Path) -> dict:
+    if not path.is_file():
+        raise BitsnnError(f"missing data file {path}")
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise BitsnnError(f"corrupt data file {path}: {exc}") from None
+
+
+def _cifar_split(entries: list[dict], label_key: bytes) -> Split:
+    data = np.concatenate([np.asarray(e[b"data"], dtype=np.uint8) for e in entries])
+    labels = np.concatenate([np.asarray(e[label_key], dtype=np.int64) for e in entries])
+    return Split(data.reshape(-1, 3, 32, 32), labels)
+
+
+def _subfolder(folder: Path, name: str) -> Path:
+    """The standard extracted folder inside ``folder`` if present, else ``folder`` itself."""
+    return folder / name if (folder / name).is_dir() else folder
+
+
+def _cifar(name: str, folder: Path) -> Dataset:
+    if name == "cifar10":
+        sub = _subfolder(folder, "cifar-10-batches-py")
+        train = [_unpickle(sub / f"data_batch_{i}") for i in range(1, 6)]
+        test = [_unpickle(sub / "test_batch")]
+        return Dataset(name, _cifar_split(train, b"labels"), _cifar_split(test, b"labels"),
+                       CIFAR10_CLASSES)
+    sub = _subfolder(folder, "cifar-100-python")
+    meta = _unpickle(sub / "meta")
+    names = [n.decode() for n in meta[b"fine_label_names"]]
+    return Dataset(name, _cifar_split([_unpickle(sub / "train")], b"fine_labels"),
+                   _cifar_split([_unpickle(sub / "test")], b"fine_labels"), names)
+
+
+def _image_folder(folder: Path, image_size: int) -> Dataset:
+    from PIL import Image
+
+    test_dir = next((folder / d for d in ("test", "val") if (folder / d).is_dir()), None)
+    if not (folder / "train").is_dir() or test_dir is None:
+        raise BitsnnError(f"{folder} must contain train/ and test/ (or val/) class folders")
+    classes = sorted(p.name for p in (folder / "train").iterdir() if p.is_dir())
+    if not classes:
+        raise BitsnnError(f"no class folders in {folder / 'train'}")
+
+    def load(split_dir: Path) -> Split:
+        images, labels = [], []
+        for label, cls in enumerate(classes):
+            for path in sorted((split_dir / cls).glob("*")):
+                try:
+                    with Image.open(path) as im:
+                        im = im.convert("RGB").resize((image_size, image_size))
+                        images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+                except OSError:
+                    continue  # not an image
+                labels.append(label)
+        if not images:
+            raise BitsnnError(f"no readable images under {split_dir}")
+        return Split(np.stack(images), np.asarray(labels, dtype=np.int64))
+
+    return Dataset("imagefolder", load(folder / "train"), load(test_dir), classes)
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, image_size: int = 32) -> Dataset:
+    """Load a dataset by name; ``data_dir`` is required for all but ``digits``."""
+    if name not in DATASETS:
+        raise BitsnnError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if name == "digits":
+        return _digits()
+    if data_dir is None:
+        raise BitsnnError(f"dataset {name!r} needs --data-dir")
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise BitsnnError(f"data directory {folder} does not exist")
+    if name == "mnist":
+        return _idx_dataset(name, folder, [str(i) for i in range(10)])
+    if name == "fashion-mnist":
+        return _idx_dataset(name, folder, FASHION_CLASSES)
+    if name in ("cifar10", "cifar100"):
+        return _cifar(name, folder)
+    return _image_folder(folder, image_size)
+
+
+def normalise(images: np.ndarray, mean: list[float], std: list[float]):
+    """uint8 NCHW → normalised float32 torch tensor."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - m) / s

@@ -1,0 +1,276 @@
+"""Training loop: SGD + momentum with a cosine schedule, optional bit-ℓ1 / QCFS regularisers.
+
+Deterministic on CPU for a given seed. Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes a
+strided shard of every epoch's permutation and the model is wrapped in DDP; only rank 0 logs and
+writes the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+import lava_bitsnn
+from lava_bitsnn.ann.checkpoint import check_writable, load_checkpoint, save_checkpoint
+from lava_bitsnn.ann.data import Dataset, normalise
+from lava_bitsnn.ann.qcfs import QCFS, check_bits, qcfs_layers
+from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
+from lava_bitsnn.ann.zoo import ARCHS, build_model
+from lava_bitsnn.errors import BitsnnError
+
+STEM_ARCHS = ("resnet18", "resnet20", "resnet34", "mobilenetv2")
+FLIP_DATASETS = {"fashion-mnist", "cifar10", "cifar100", "imagefolder"}
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    dataset: str
+    bits: int = 4
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = False
+    bit_l1: float = 0.0
+    qcfs_reg: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise BitsnnError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHS)}")
+        try:
+            check_bits(self.bits)
+        except ValueError as exc:
+            raise BitsnnError(str(exc)) from None
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise BitsnnError(f"{name.replace('_', '-')} must be at least 1")
+        for name in ("lr", "weight_decay", "bit_l1", "qcfs_reg"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise BitsnnError(f"{name.replace('_', '-')} must be a finite number "
+                                  f"{'> 0' if name == 'lr' else '>= 0'}, got {value}")
+        if "stem" in self.arch_kwargs and self.arch not in STEM_ARCHS:
+            raise BitsnnError(f"--stem applies to {', '.join(STEM_ARCHS)}, not {self.arch}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BitsnnError("--device cuda requested but no CUDA device is available")
+
+
+def augment_batch(x: torch.Tensor, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random crop (zero padding of H/8, at least 1 px) and optional horizontal flip."""
+    n, _, h, w = x.shape
+    pad = max(1, h // 8)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h))[:, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, :]
+    out = padded[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    if flip:
+        mask = torch.rand(n, generator=gen) < 0.5
+        out = torch.where(mask[:, None, None, None], out.flip(3), out)
+    return out.contiguous()
+
+
+class ActivationTap:
+    """Forward hooks that collect (layer, input, output) of every QCFS layer while active."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.records: list[tuple[QCFS, torch.Tensor, torch.Tensor]] = []
+        self._hooks = [m.register_forward_hook(self._hook) for _, m in qcfs_layers(model)]
+
+    def _hook(self, module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        self.records.append((module, inputs[0], output))  # type: ignore[arg-type]
+
+    def clear(self) -> None:
+        self.records = []
+
+    def remove(self) -> None:
+        for h in self._hooks:
+            h.remove()
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights and QCFS thresholds; none on BN and biases."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            wants = (isinstance(module, (nn.Conv2d, nn.Linear)) and name == "weight") or isinstance(
+                module, QCFS)
+            (decay if wants else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _cosine_with_warmup(total: int, warmup: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, mean: list[float],
+             std: list[float], device: str = "cpu", batch_size: int = 500) -> dict[str, float]:
+    """Accuracy and mean 1-bits per hidden activation of a QCFS model."""
+    model.eval()
+    tap = ActivationTap(model)
+    correct, ones, count = 0, 0, 0
+    try:
+        for start in range(0, len(labels), batch_size):
+            x = normalise(images[start:start + batch_size], mean, std).to(device)
+            y = torch.from_numpy(labels[start:start + batch_size]).to(device)
+            tap.clear()
+            correct += int((model(x).argmax(1) == y).sum())
+            for layer, _, a in tap.records:
+                ones += int(popcount(torch.round(a / layer.step()), layer.bits).sum())
+                count += a.numel()
+    finally:
+        tap.remove()
+    return {"accuracy": correct / max(1, len(labels)),
+            "bits_per_activation": ones / max(1, count)}
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) and write the checkpoint to ``output``; returns the checkpoint dict."""
+    cfg.validate()
+    check_writable(output)
+    rank, world = _distributed()
+    device = cfg.device
+    if world > 1 and device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    c, h, w = data.input_shape
+    if h != w:
+        raise BitsnnError(f"square images are required, got {h}x{w}")
+    arch_kwargs = {"in_channels": c, "image_size": h, "num_classes": len(data.class_names),
+                   "bits": cfg.bits, **cfg.arch_kwargs}
+    try:
+        model = build_model(cfg.arch, **arch_kwargs).to(device)
+    except ValueError as exc:
+        raise BitsnnError(str(exc)) from None
+    mean, std = data.normalisation()
+
+    steps_per_epoch = math.ceil(len(data.train.labels) / world / cfg.batch_size)
+    opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                          momentum=cfg.momentum, nesterov=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _cosine_with_warmup(cfg.epochs * steps_per_epoch, min(steps_per_epoch, 200)))
+    log: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume:
+        state = load_checkpoint(resume)
+        if state["arch"] != cfg.arch or state["bits"] != cfg.bits or state["dataset"] != data.name:
+            raise BitsnnError(f"--resume checkpoint is {state['arch']}/{state['bits']} bits/"
+                              f"{state['dataset']}, not {cfg.arch}/{cfg.bits} bits/{data.name}")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, log = state["epoch"], list(state["log"])
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+
+    train_x = normalise(data.train.images, mean, std)
+    train_y = torch.from_numpy(data.train.labels)
+    flip = cfg.augment and data.name in FLIP_DATASETS
+    tap = ActivationTap(model) if (cfg.bit_l1 or cfg.qcfs_reg) else None
+    for epoch in range(start_epoch, cfg.epochs):
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(train_y), generator=gen)[rank::world]
+        net.train()
+        t0 = time.perf_counter()
+        seen = correct = 0
+        loss_sum = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress or rank != 0, leave=False)
+        for i in bar:
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x, y = train_x[idx], train_y[idx]
+            if cfg.augment:
+                x = augment_batch(x, flip, gen)
+            x, y = x.to(device), y.to(device)
+            if tap:
+                tap.clear()
+            out = net(x)
+            loss = F.cross_entropy(out, y)
+            if cfg.bit_l1:
+                loss = loss + cfg.bit_l1 * bit_l1([(m, a) for m, _, a in tap.records])
+            if cfg.qcfs_reg:
+                loss = loss + cfg.qcfs_reg * qcfs_reg([(z, a) for _, z, a in tap.records])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                for m in qcfs_layers(model):
+                    m[1].threshold.clamp_(min=1e-3)
+            seen += len(y)
+            correct += int((out.argmax(1) == y).sum())
+            loss_sum += float(loss) * len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+        seconds = time.perf_counter() - t0
+        if rank == 0:
+            metrics = evaluate(model, data.test.images, data.test.labels, mean, std, device)
+            log.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy":
+                        correct / seen, "test_accuracy": metrics["accuracy"],
+                        "bits_per_activation": metrics["bits_per_activation"],
+                        "seconds": seconds})
+            if progress:
+                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / seen:.4f}  "
+                           f"train {correct / seen:.4f}  test {metrics['accuracy']:.4f}  "
+                           f"bits/act {metrics['bits_per_activation']:.3f}  {seconds:.1f}s")
+    if tap:
+        tap.remove()
+    model = model.cpu()
+    ckpt = {
+        "state_dict": model.state_dict(),
+        "arch": cfg.arch,
+        "arch_kwargs": arch_kwargs,
+        "bits": cfg.bits,
+        "dataset": data.name,
+        "input_shape": [c, h, w],
+        "normalisation": {"mean": mean, "std": std},
+        "class_names": data.class_names,
+        "log": log,
+        "test_accuracy": log[-1]["test_accuracy"] if log else None,
+        "library_version": lava_bitsnn.__version__,
+        "train_args": asdict(cfg),
+        "epoch": cfg.epochs,
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+    }
+    if rank == 0:
+        save_checkpoint(ckpt, output)
+    return ckpt
