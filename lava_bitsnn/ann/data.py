@@ -181,7 +181,7 @@ def normalise(images: np.ndarray, mean: list[float], std: list[float]):
     """uint8 NCHW → normalised float32 torch tensor."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    x = torch.from_numpy(images.astype(np.float32)).div_(255.0)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - m) / s

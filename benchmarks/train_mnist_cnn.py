@@ -1,0 +1,74 @@
+"""Benchmark of the training side (issue 2): mnist-cnn, b=4, on MNIST and Fashion-MNIST.
+
+Trains each configuration with ``bitsnn-train``'s own code path, records test accuracy,
+epochs, seconds per epoch on this machine and mean 1-bits per hidden activation, and writes
+``benchmarks/results/train_mnist_cnn.json``. Usage:
+
+    python benchmarks/train_mnist_cnn.py [--data-root ../shared/datasets] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from lava_bitsnn.ann.data import load_dataset
+from lava_bitsnn.ann.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+MODELS = ROOT / "runs" / "benchmarks"
+
+CONFIGS = {
+    "fashion-mnist": dict(dataset="fashion-mnist", epochs=12, augment=True),
+    "mnist": dict(dataset="mnist", epochs=8, augment=True),
+    "fashion-mnist-bitl1-1e-8": dict(dataset="fashion-mnist", epochs=12, augment=True,
+                                     bit_l1=1e-8),
+    "mnist-bitl1-1e-8": dict(dataset="mnist", epochs=8, augment=True, bit_l1=1e-8),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"))
+    p.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
+    p.add_argument("--epochs", type=int, help="override the epochs of every configuration")
+    args = p.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    MODELS.mkdir(parents=True, exist_ok=True)
+    out_file = RESULTS / "train_mnist_cnn.json"
+    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    for name in args.only:
+        spec = dict(CONFIGS[name])
+        if args.epochs:
+            spec["epochs"] = args.epochs
+        data = load_dataset(spec["dataset"], Path(args.data_root) / spec["dataset"])
+        cfg = TrainConfig(arch="mnist-cnn", bits=4, batch_size=128, lr=0.1, seed=0, **spec)
+        t0 = time.perf_counter()
+        ckpt = train(cfg, data, str(MODELS / f"{name}.pt"))
+        wall = time.perf_counter() - t0
+        log = ckpt["log"]
+        results[name] = {
+            "command": f"python benchmarks/train_mnist_cnn.py --only {name}",
+            "config": spec,
+            "test_accuracy": log[-1]["test_accuracy"],
+            "best_test_accuracy": max(e["test_accuracy"] for e in log),
+            "bits_per_activation": log[-1]["bits_per_activation"],
+            "epochs": len(log),
+            "seconds_per_epoch": sum(e["seconds"] for e in log) / len(log),
+            "wall_seconds": wall,
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                       f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+        }
+        print(json.dumps({name: results[name]}, indent=1))
+        out_file.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Graph IR shared by the netx writer/reader, the reference engine and the Lava builder.
+
+A network is a list of layers in topological order. Layer 0 is the input (8-bit pixels);
+every other layer is a population of bit-serial neurons (``kind == "neuron"``) or the final
+accumulate-only read-out (``kind == "output"``). Each non-input layer has one or more synapses;
+a synapse reads one earlier layer, optionally sum-pools it (``pool`` × ``pool`` windows, stride
+``pool``; the 1/pool² of the average is already in the weights), optionally flattens it (CHW
+order), and applies a conv or dense map.
+
+Units. A synapse's ``weight`` multiplies the source's integer *code* (pixel value 0..255 for
+the input, ``k`` for a hidden layer), so the float pre-activation is
+``z = Σ_syn weight · code_src + bias_ann``. ``bias`` is the total a neuron adds over one sample:
+``B + Δ/2`` for hidden layers (the QCFS half-step folded in), ``B`` for the output. In fixed
+point the same network is an integer QANN: ``u = Σ weight_int · code_src + bias_int`` and
+``code = clip(floor(u / D), 0, K)`` with ``D = threshold_unit``; output logits are ``u / D``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ACCUMULATOR_BITS = 24
+ACC_MAX = (1 << (ACCUMULATOR_BITS - 1)) - 1
+MANTISSA_MIN, MANTISSA_MAX = -128, 127
+INPUT_BITS = 8
+ENCODINGS = ("bit-serial", "graded")
+
+
+@dataclass
+class Synapse:
+    source: int
+    kind: str  # "conv" | "dense"
+    weight: np.ndarray  # float64, OIHW (conv) or OI (dense), per unit of source code
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    pool: int = 1
+    flatten: bool = False
+    weight_int: np.ndarray | None = None  # int64, = mantissa · 2**weight_exp
+    weight_exp: int = 0
+
+    @property
+    def mantissa(self) -> np.ndarray:
+        assert self.weight_int is not None
+        return self.weight_int >> self.weight_exp
+
+
+@dataclass
+class Layer:
+    name: str
+    kind: str  # "input" | "neuron" | "output"
+    shape: tuple[int, ...]  # (C, H, W) or (N,)
+    bits: int  # code bits: 8 for the input, b for hidden layers, 0 for the output
+    step: float = 1.0  # Δ (hidden); 1.0 for input/output
+    synapses: list[Synapse] = field(default_factory=list)
+    bias: np.ndarray | None = None  # float64, broadcastable to shape (per channel or full)
+    threshold_unit: int = 1  # D
+    bias_int: np.ndarray | None = None  # int64, same shape as bias
+    acc_bound: int = 0  # worst-case |accumulator| over the data's code ranges
+    note: str = ""  # why a scale was reduced, if it was
+
+    @property
+    def levels(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def bias_full(self, integer: bool) -> np.ndarray:
+        b = self.bias_int if integer else self.bias
+        assert b is not None
+        return b.reshape(b.shape + (1,) * (len(self.shape) - b.ndim))
+
+
+@dataclass
+class Network:
+    layers: list[Layer]
+    bits: int
+    time_steps: int
+    encoding: str
+    class_names: list[str]
+    normalisation: dict[str, list[float]]
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input(self) -> Layer:
+        return self.layers[0]
+
+    @property
+    def output(self) -> Layer:
+        return self.layers[-1]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.layers[0].shape
+
+    def source_steps(self, layer: Layer, time_steps: int) -> int:
+        """Accumulate steps of a layer: 8 (bit-serial) or 1 (graded) after the input, else T."""
+        src = self.layers[layer.synapses[0].source]
+        if src.kind == "input":
+            return INPUT_BITS if self.encoding == "bit-serial" else 1
+        return time_steps

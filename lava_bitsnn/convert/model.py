@@ -1,0 +1,62 @@
+"""Checkpoint / model → IR network (float and fixed point)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import lava_bitsnn
+from lava_bitsnn.ann.qcfs import qcfs_layers
+from lava_bitsnn.convert.fixed import quantise_network
+from lava_bitsnn.convert.ir import ENCODINGS, Network
+from lava_bitsnn.convert.trace import trace_model
+from lava_bitsnn.errors import BitsnnError
+
+
+def _check_finite(model: nn.Module) -> None:
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise BitsnnError(f"{name} contains NaN or Inf values")
+
+
+def convert_model(model: nn.Module, input_shape: tuple[int, ...], mean: list[float],
+                  std: list[float], class_names: list[str], time_steps: int | None = None,
+                  encoding: str = "bit-serial", meta: dict[str, str] | None = None) -> Network:
+    """Trace, fold and quantise a QCFS model. ``time_steps`` defaults to the bits ``b``."""
+    if encoding not in ENCODINGS:
+        raise BitsnnError(f"input encoding must be one of {', '.join(ENCODINGS)}")
+    _check_finite(model)
+    bits = {m.bits for _, m in qcfs_layers(model)}
+    if len(bits) != 1:
+        raise BitsnnError(f"all QCFS layers must have the same bits, found {sorted(bits)}"
+                          if bits else "the model has no QCFS activation")
+    b = bits.pop()
+    t = b if time_steps is None else time_steps
+    if not 1 <= t <= b:
+        raise BitsnnError(f"time steps must be from 1 to the activation bits ({b}), got {t}")
+    layers = trace_model(model, tuple(input_shape), mean, std)
+    net = Network(layers, b, t, encoding, list(class_names),
+                  {"mean": list(mean), "std": list(std)},
+                  {"library_version": lava_bitsnn.__version__, **(meta or {})})
+    quantise_network(net)
+    return net
+
+
+def convert_checkpoint(path: str | Path, time_steps: int | None = None,
+                       encoding: str = "bit-serial") -> Network:
+    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt)
+    if any(m.bits != ckpt["bits"] for _, m in qcfs_layers(model)):
+        raise BitsnnError(f"bits mismatch: checkpoint says {ckpt['bits']} but its QCFS layers "
+                          "differ")
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    meta = {"source_checkpoint": Path(path).name, "source_sha256": digest,
+            "arch": ckpt["arch"], "dataset": ckpt["dataset"]}
+    norm = ckpt["normalisation"]
+    return convert_model(model, tuple(ckpt["input_shape"]), norm["mean"], norm["std"],
+                         ckpt["class_names"], time_steps, encoding, meta)

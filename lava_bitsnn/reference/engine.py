@@ -1,0 +1,255 @@
+"""Reference engine: the SNN evaluated layer by layer on whole batches.
+
+Bit-serial neuron (DESIGN.md §2), per hidden layer with ``A`` accumulate steps (8 or 1 after
+the input, ``T`` elsewhere) and ``T`` fire steps:
+
+* accumulate, ``t = 1..A``: ``u ← u + (I(t) << (b_src − t)) + bias_step(t)``, with
+  ``I(t) = Σ_syn W · s_src(t)``; ``bias_step`` is ``bias / A`` (fixed point: the integer
+  quotient, the remainder added at ``t = 1``, so the total is exact);
+* fire, ``t = 1..T``: ``s(t) = [u ≥ θ_t]``, ``u ← u − s(t)·θ_t``, ``θ_t = Δ·2^(b−t)``
+  (fixed point: ``D·2^(b−t)``).
+
+The output layer only accumulates. Fixed point runs on exact integers (float64 tensors holding
+integers below 2^53, so torch's convolutions are exact) with a saturating 24-bit accumulator
+whose clipping events are counted. In fixed point the accumulate phase may be fused — by
+linearity ``Σ_t 2^(b−t) W·s(t) = W·code`` holds exactly in integers — which tests check
+against the step-wise loop. The IF baseline (rate coding, reset by subtraction, ``v0 = θ/2``,
+constant input current) runs any ``T``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
+from lava_bitsnn.convert.synapse_ops import apply_synapse, fan_out
+from lava_bitsnn.reference.counts import LayerCounts
+
+PRECISIONS = ("fixed", "float")
+NEURONS = ("bit-serial", "if")
+
+
+@dataclass
+class BatchResult:
+    logits: np.ndarray  # (N, classes)
+    codes: list[np.ndarray]  # per layer: input pixels, hidden codes (IF: spike counts), logits
+    spikes: list[np.ndarray | None] = field(default_factory=list)  # (N, T, *shape) bool
+    counts: list[LayerCounts] = field(default_factory=list)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+
+def _bit(code: torch.Tensor, bits: int, t: int) -> torch.Tensor:
+    """Spike of step ``t`` (1-based, MSB first) of ``bits``-bit codes."""
+    return torch.bitwise_and(torch.bitwise_right_shift(code, bits - t), 1)
+
+
+class ReferenceEngine:
+    def __init__(self, net: Network, precision: str = "fixed", neuron: str = "bit-serial",
+                 time_steps: int | None = None, fused: bool | None = None) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}")
+        if neuron not in NEURONS:
+            raise ValueError(f"neuron must be one of {NEURONS}")
+        self.net = net
+        self.precision = precision
+        self.neuron = neuron
+        self.time_steps = time_steps or net.time_steps
+        if neuron == "bit-serial" and not 1 <= self.time_steps <= net.bits:
+            raise ValueError(f"bit-serial time steps must be 1..{net.bits}")
+        if self.time_steps < 1:
+            raise ValueError("time steps must be at least 1")
+        self.fused = (precision == "fixed") if fused is None else fused
+        if self.fused and precision != "fixed":
+            raise ValueError("the fused accumulate is exact only in fixed point")
+        integer = precision == "fixed"
+        self._weights = [[torch.from_numpy((s.weight_int if integer else s.weight)
+                                           .astype(np.float64)) for s in layer.synapses]
+                         for layer in net.layers]
+        self._fan_out = [[fan_out(s, net.layers[s.source].shape) for s in layer.synapses]
+                         for layer in net.layers]
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _integer(self) -> bool:
+        return self.precision == "fixed"
+
+    def _current(self, layer_idx: int, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Σ over synapses of W · input (inputs indexed like the layer's synapses)."""
+        layer = self.net.layers[layer_idx]
+        total = None
+        for syn, w, x in zip(layer.synapses, self._weights[layer_idx], inputs, strict=True):
+            y = apply_synapse(syn, x.double(), w)
+            total = y if total is None else total + y
+        assert total is not None
+        return total.reshape(total.shape[0], *layer.shape)
+
+    def _bias(self, layer: Layer) -> torch.Tensor:
+        return torch.from_numpy(layer.bias_full(self._integer()).astype(np.float64))
+
+    def _saturate(self, u: torch.Tensor, counts: LayerCounts) -> torch.Tensor:
+        if not self._integer():
+            return u
+        over = (u > ACC_MAX) | (u < -ACC_MAX - 1)
+        if bool(over.any()):
+            counts.overflows += int(over.sum())
+            u = u.clamp(-ACC_MAX - 1, ACC_MAX)
+        return u
+
+    def _synops(self, layer_idx: int, spike_counts: list[torch.Tensor], counts: LayerCounts,
+                graded_steps: int = 0) -> None:
+        """Count synaptic events; ``graded_steps`` > 0 for a graded input driven that often."""
+        for fo, sc in zip(self._fan_out[layer_idx], spike_counts, strict=True):
+            per_source = torch.from_numpy(fo.astype(np.float64))
+            if graded_steps:  # multi-bit input: one MAC per connection of every pixel per step
+                counts.input_macs += int(per_source.sum()) * sc.shape[0] * graded_steps
+            else:
+                counts.synops += int((sc * per_source).sum())
+                counts.spikes_in += int(sc.sum())
+            counts.connections = int(per_source.sum())
+
+    # ---- bit-serial ----------------------------------------------------------------------
+    def _source_view(self, src: Layer, code: torch.Tensor) -> tuple[int, int, bool]:
+        """(bits of the source code, steps, graded?) for a synapse from ``src``."""
+        if src.kind == "input":
+            graded = self.net.encoding == "graded"
+            return INPUT_BITS, 1 if graded else INPUT_BITS, graded
+        return src.bits, self.time_steps, False
+
+    def _accumulate(self, idx: int, codes: list[torch.Tensor], counts: LayerCounts
+                    ) -> torch.Tensor:
+        layer = self.net.layers[idx]
+        srcs = [self.net.layers[s.source] for s in layer.synapses]
+        src_codes = [codes[s.source] for s in layer.synapses]
+        bits, steps, graded = self._source_view(srcs[0], src_codes[0])
+        bias = self._bias(layer)
+        n = src_codes[0].shape[0]
+        counts.samples += n
+        counts.accumulate_steps = steps
+        spike_counts = [self._popcount(c, bits, steps) if not graded else c for c in src_codes]
+        self._synops(idx, spike_counts, counts, 1 if graded else 0)
+        if graded:
+            u = self._current(idx, src_codes) + bias
+            return self._saturate(u, counts)
+        if self.fused:
+            u = self._current(idx, src_codes) + bias
+            return self._saturate(u, counts)
+        step_bias = torch.div(bias, steps, rounding_mode="floor") if self._integer() \
+            else bias / steps
+        first_extra = bias - step_bias * steps
+        u = torch.zeros(n, *layer.shape, dtype=torch.float64)
+        for t in range(1, steps + 1):
+            current = self._current(idx, [_bit(c, bits, t).double() for c in src_codes])
+            u = u + current * float(1 << (bits - t)) + step_bias
+            if t == 1:
+                u = u + first_extra
+            u = self._saturate(u, counts)
+        return u
+
+    @staticmethod
+    def _popcount(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
+        return sum((_bit(code, bits, t) for t in range(1, steps + 1)),
+                   torch.zeros_like(code)).double()
+
+    def _fire(self, layer: Layer, u: torch.Tensor, counts: LayerCounts
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        unit = float(layer.threshold_unit) if self._integer() else layer.step
+        spikes = []
+        for t in range(1, self.time_steps + 1):
+            theta = unit * float(1 << (layer.bits - t))
+            s = u >= theta
+            u = u - s.double() * theta
+            spikes.append(s)
+        spk = torch.stack(spikes, dim=1)
+        weights = torch.tensor([1 << (layer.bits - t) for t in range(1, self.time_steps + 1)],
+                               dtype=torch.int64).view(1, -1, *([1] * len(layer.shape)))
+        code = (spk.to(torch.int64) * weights).sum(dim=1)
+        counts.spikes_out += int(spk.sum())
+        counts.fire_steps = self.time_steps
+        return code, spk
+
+    def _run_bit_serial(self, pixels: torch.Tensor, record: bool) -> BatchResult:
+        codes: list[torch.Tensor] = [pixels]
+        spikes: list[np.ndarray | None] = [None]
+        counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
+        logits = None
+        for idx, layer in enumerate(self.net.layers[1:], start=1):
+            u = self._accumulate(idx, codes, counts[idx])
+            if layer.kind == "output":
+                logits = u / layer.threshold_unit if self._integer() else u
+                codes.append(logits)
+                spikes.append(None)
+                break
+            code, spk = self._fire(layer, u, counts[idx])
+            codes.append(code)
+            spikes.append(spk.numpy() if record else None)
+        assert logits is not None
+        return BatchResult(logits.numpy(), [c.numpy() for c in codes], spikes, counts)
+
+    # ---- IF baseline ---------------------------------------------------------------------
+    def _run_if(self, pixels: torch.Tensor, record: bool) -> BatchResult:
+        """Rate-coded QCFS baseline: spikes carry λ_src, v0 = θ/2, θ = λ = KΔ."""
+        steps = self.time_steps
+        n = pixels.shape[0]
+        trains: list[torch.Tensor] = [pixels.double().unsqueeze(1).expand(n, steps,
+                                                                          *pixels.shape[1:])]
+        counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
+        codes: list[np.ndarray] = [pixels.numpy()]
+        spikes_out: list[np.ndarray | None] = [None]
+        logits = None
+        for idx, layer in enumerate(self.net.layers[1:], start=1):
+            c = counts[idx]
+            c.samples += n
+            inputs, spike_counts = [], []
+            for syn in layer.synapses:
+                src = self.net.layers[syn.source]
+                x = trains[syn.source]
+                spike_counts.append(x.sum(dim=1))
+                value = 1.0 if src.kind == "input" else float(src.levels)
+                inputs.append((x * value).reshape(n * steps, *x.shape[2:]))
+            from_input = self.net.layers[layer.synapses[0].source].kind == "input"
+            self._synops(idx, spike_counts, c, steps if from_input else 0)
+            current = self._current(idx, inputs).reshape(n, steps, *layer.shape)
+            unit = float(layer.threshold_unit) if self._integer() else layer.step
+            bias = self._bias(layer)
+            if layer.kind == "output":
+                total = current.sum(dim=1) + bias * steps
+                logits = total / steps / (layer.threshold_unit if self._integer() else 1.0)
+                codes.append(logits.numpy())
+                spikes_out.append(None)
+                break
+            step_bias = bias - unit / 2  # the QCFS half step is replaced by v0 = θ/2
+            theta = unit * layer.levels
+            v = torch.full((n, *layer.shape), theta / 2)
+            if self._integer():
+                v = torch.floor(v)
+            out = []
+            for t in range(steps):
+                v = self._saturate(v + current[:, t] + step_bias, c)
+                s = v >= theta
+                v = v - s.double() * theta
+                out.append(s)
+            spk = torch.stack(out, dim=1)
+            c.spikes_out += int(spk.sum())
+            c.fire_steps = c.accumulate_steps = steps
+            trains.append(spk.double())
+            codes.append(spk.sum(dim=1).numpy())
+            spikes_out.append(spk.numpy() if record else None)
+        assert logits is not None
+        return BatchResult(logits.numpy(), codes, spikes_out, counts)
+
+    # ---- public --------------------------------------------------------------------------
+    def run_batch(self, pixels: np.ndarray, record: bool = False) -> BatchResult:
+        """Run uint8 images (N, C, H, W); ``record`` keeps every layer's spike trains."""
+        x = torch.from_numpy(np.asarray(pixels).astype(np.int64))
+        if tuple(x.shape[1:]) != tuple(self.net.input_shape):
+            raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's "
+                             f"{tuple(self.net.input_shape)}")
+        with torch.no_grad():
+            if self.neuron == "if":
+                return self._run_if(x, record)
+            return self._run_bit_serial(x, record)

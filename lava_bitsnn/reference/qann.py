@@ -1,0 +1,31 @@
+"""The integer QANN on the fixed-point grid, evaluated directly (no spikes, no time steps):
+``code = clip(floor((Σ W_int·code_src + bias_int) / D), 0, K)``, each hidden code truncated to
+its top ``T`` bits. The bit-serial SNN in fixed point must equal it exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lava_bitsnn.convert.ir import Network
+from lava_bitsnn.convert.synapse_ops import apply_synapse
+
+
+def integer_qann(net: Network, pixels: np.ndarray, time_steps: int | None = None
+                 ) -> list[np.ndarray]:
+    """Per-layer codes (input pixels, hidden codes) and the integer logits ``u`` last."""
+    t = time_steps or net.time_steps
+    drop = net.bits - t
+    codes = [torch.from_numpy(np.asarray(pixels).astype(np.float64))]
+    with torch.no_grad():
+        for layer in net.layers[1:]:
+            u = sum(apply_synapse(s, codes[s.source], torch.from_numpy(
+                s.weight_int.astype(np.float64))).reshape(-1, *layer.shape)
+                for s in layer.synapses)
+            u = u + torch.from_numpy(layer.bias_full(True).astype(np.float64))
+            if layer.kind == "output":
+                codes.append(u)
+                break
+            code = torch.clamp(torch.floor(u / layer.threshold_unit), 0, layer.levels)
+            codes.append(torch.floor(code / 2 ** drop) * 2 ** drop)
+    return [c.numpy() for c in codes]
