@@ -8,8 +8,6 @@ arguments), ``bits``, ``dataset``, ``input_shape`` (C, H, W), ``normalisation`` 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +16,14 @@ from torch import nn
 
 from lava_bitsnn.ann.zoo import build_model
 from lava_bitsnn.errors import BitsnnError
+from lava_bitsnn.files import atomic_write, check_writable
+
+__all__ = ["check_writable", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
 
 FORMAT = "lava-bitsnn-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED = ("state_dict", "arch", "arch_kwargs", "bits", "dataset", "input_shape",
             "normalisation", "class_names")
-
-
-def check_writable(path: str | Path) -> Path:
-    """Fail early (before any work) if ``path`` cannot be written."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise BitsnnError(f"output path {path} is a directory")
-    if not parent.is_dir():
-        raise BitsnnError(f"output directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise BitsnnError(f"output directory {parent} is not writable")
-    return path
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
-    path = check_writable(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> None:

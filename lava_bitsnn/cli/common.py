@@ -21,3 +21,45 @@ def run_cli(prog: str, body: Callable[[], int | None]) -> int:
     except MemoryError:
         print(f"{prog}: error: out of memory", file=sys.stderr)
         return 1
+
+
+def add_data_args(p, samples: bool = True) -> None:
+    """``--dataset``, ``--data-dir`` (and ``--samples``) as every evaluating command takes them."""
+    from lava_bitsnn.ann.data import DATASETS
+
+    p.add_argument("--dataset", required=True, metavar="D", help=f"one of: {', '.join(DATASETS)}")
+    p.add_argument("--data-dir", help="folder with the dataset files (all but digits)")
+    if samples:
+        p.add_argument("--samples", type=int, help="first N test images (default: all)")
+
+
+def test_split(net, dataset: str, data_dir: str | None, samples: int | None):
+    """The test images and labels of a dataset, checked against the network's input shape."""
+    from lava_bitsnn.ann.data import load_dataset
+
+    if samples is not None and samples < 1:
+        raise BitsnnError("--samples must be at least 1")
+    size = int(net.input_shape[-1]) if len(net.input_shape) == 3 else 32
+    data = load_dataset(dataset, data_dir, image_size=size)
+    if tuple(data.input_shape) != tuple(net.input_shape):
+        raise BitsnnError(f"dataset {dataset} has images of shape {data.input_shape}, the "
+                          f"network expects {tuple(net.input_shape)}")
+    n = len(data.test.labels) if samples is None else min(samples, len(data.test.labels))
+    return data.test.images[:n], data.test.labels[:n]
+
+
+def batches(n: int, size: int):
+    """(start, stop) pairs covering ``range(n)``."""
+    return [(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+def write_json(path: str, payload: dict) -> None:
+    import json
+
+    from lava_bitsnn.files import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=1)
+
+    atomic_write(path, write)

@@ -253,3 +253,19 @@ class ReferenceEngine:
             if self.neuron == "if":
                 return self._run_if(x, record)
             return self._run_bit_serial(x, record)
+
+    def evaluate(self, images: np.ndarray, batch_size: int = 256, progress: bool = False
+                 ) -> tuple[np.ndarray, list[LayerCounts]]:
+        """Predictions for a whole image set, streamed in batches, with merged op counts."""
+        from tqdm import tqdm
+
+        preds, total = [], [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
+        bar = tqdm(total=len(images), unit="img", disable=not progress, leave=False)
+        for start in range(0, len(images), batch_size):
+            result = self.run_batch(images[start:start + batch_size])
+            preds.append(result.predictions)
+            for mine, theirs in zip(total, result.counts, strict=True):
+                mine.merge(theirs)
+            bar.update(len(result.predictions))
+        bar.close()
+        return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64), total

@@ -1,0 +1,83 @@
+"""``bitsnn-verify``: compare, layer by layer, the QCFS ANN, the float SNN and the fixed-point
+SNN (and the integer QANN it must equal); exit 0 only where every promised equality holds."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+from lava_bitsnn.cli.common import add_data_args, batches, run_cli, test_split, write_json
+
+
+def table(report) -> str:
+    head = ("layer", "neurons", "ANN!=floatSNN", "(off-edge)", "QANN!=fixedSNN", "float!=fixed")
+    rows = [head] + [(r.name, f"{r.neurons:,}", f"{r.ann_vs_float:,}",
+                      f"{r.ann_vs_float_unexplained:,}", f"{r.qann_vs_fixed:,}",
+                      f"{r.float_vs_fixed:,}") for r in report.layers]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+                     for r in rows)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bitsnn-verify", description=__doc__.split("``: ")[1])
+    p.add_argument("checkpoint", help="model.pt the network was exported from")
+    p.add_argument("network", help="netx file written by bitsnn-export")
+    add_data_args(p)
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--json", help="also write the report to this JSON file")
+    return p
+
+
+def _main(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
+    from lava_bitsnn.errors import BitsnnError
+    from lava_bitsnn.files import check_writable
+    from lava_bitsnn.netx import read_network
+    from lava_bitsnn.verify import EDGE_TOL, VerifyReport, verify_batch
+
+    if args.json:
+        check_writable(args.json)
+    ckpt = load_checkpoint(args.checkpoint)
+    net = read_network(args.network)
+    digest = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest()
+    if net.meta.get("source_sha256") not in (None, digest):
+        raise BitsnnError(f"{args.network} was not exported from {args.checkpoint} "
+                          "(checkpoint hash differs)")
+    model = model_from_checkpoint(ckpt)
+    images, labels = test_split(net, args.dataset, args.data_dir, args.samples)
+    report = VerifyReport(0)
+    for start, stop in tqdm(batches(len(labels), args.batch_size), leave=False, unit="batch"):
+        report.merge(verify_batch(model, net, images[start:stop], labels[start:stop]))
+    print(table(report))
+    acc = report.accuracy
+    print(f"accuracy: ANN {100 * acc['ann']:.2f}%  float SNN {100 * acc['float_snn']:.2f}%  "
+          f"fixed SNN {100 * acc['fixed_snn']:.2f}%  integer QANN {100 * acc['int_qann']:.2f}%"
+          f"  ({report.samples} {args.dataset} test images, T={net.time_steps})")
+    agr = report.agreement
+    print(f"prediction agreement: ANN/float SNN {100 * agr['ann_vs_float_snn']:.2f}%  "
+          f"float/fixed SNN {100 * agr['float_snn_vs_fixed_snn']:.2f}%  "
+          f"QANN/fixed SNN {100 * agr['int_qann_vs_fixed_snn']:.2f}%  "
+          f"(logit mismatches QANN/fixed: {report.logit_mismatches})")
+    verdict = "OK" if report.ok else "FAILED"
+    print(f"{verdict}: fixed SNN == integer QANN bit for bit; every ANN/float-SNN difference is a "
+          f"bin-edge case (|z/Δ+½ − round| < {EDGE_TOL:g}); float/fixed gap = weight rounding")
+    if args.json:
+        write_json(args.json, {**asdict(report), "ok": report.ok})
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run_cli("bitsnn-verify", lambda: _main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Read and validate a netx HDF5 file written by ``write_network``; rebuild the IR."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lava_bitsnn.convert.ir import ENCODINGS, INPUT_BITS, Layer, Network, Synapse
+from lava_bitsnn.errors import BitsnnError
+from lava_bitsnn.netx.schema import (
+    CONV_KEYS,
+    FILE_ATTRS,
+    FORMAT,
+    HIDDEN_NEURON,
+    INPUT_NEURON,
+    NEURON_KEYS,
+    OUTPUT_NEURON,
+    SYNAPSE_KEYS,
+)
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, what: str) -> BitsnnError:
+        return BitsnnError(f"{self.path}: {where}: {what}")
+
+    def get(self, group: h5py.Group, key: str, where: str):
+        if key not in group:
+            raise self.fail(where, f"missing required key '{key}'")
+        value = group[key][()]
+        return value.decode() if isinstance(value, bytes) else value
+
+    def integer(self, group: h5py.Group, key: str, where: str, low: int = 0) -> int:
+        value = self.get(group, key, where)
+        if not np.issubdtype(np.asarray(value).dtype, np.integer) or np.ndim(value) or value < low:
+            raise self.fail(where, f"'{key}' must be an integer >= {low}, got {value!r}")
+        return int(value)
+
+    def array(self, group: h5py.Group, key: str, where: str, integer: bool) -> np.ndarray:
+        value = np.asarray(self.get(group, key, where))
+        kind = np.integer if integer else np.floating
+        if not np.issubdtype(value.dtype, kind):
+            raise self.fail(where, f"'{key}' must be {'integer' if integer else 'float'}")
+        if not integer and not np.isfinite(value).all():
+            raise self.fail(where, f"'{key}' contains NaN or Inf")
+        return value.astype(np.int64 if integer else np.float64)
+
+    def synapse(self, group: h5py.Group, where: str, n_layers: int) -> Synapse:
+        kind = self.get(group, "type", where)
+        if kind not in ("conv", "dense"):
+            raise self.fail(where, f"unknown synapse type {kind!r}")
+        source = self.integer(group, "source", where)
+        if source >= n_layers:
+            raise self.fail(where, f"source {source} is not an earlier layer")
+        weight_int = self.array(group, "weight", where, integer=True)
+        weight = self.array(group, "weight_float", where, integer=False)
+        if weight.shape != weight_int.shape or weight.ndim != (4 if kind == "conv" else 2):
+            raise self.fail(where, f"weight shapes {weight_int.shape}/{weight.shape} do not fit "
+                                   f"a {kind} synapse")
+        conv = {}
+        if kind == "conv":
+            conv = {k: self.integer(group, k, where, low=0 if k == "padding" else 1)
+                    for k in CONV_KEYS}
+            if conv.pop("dilation") != 1:
+                raise self.fail(where, "dilation must be 1")
+        return Synapse(source, kind, weight, pool=self.integer(group, "pool", where, 1),
+                       flatten=bool(self.integer(group, "flatten", where)),
+                       weight_int=weight_int, weight_exp=self.integer(group, "weight_exp", where),
+                       **conv)
+
+    def layer(self, group: h5py.Group, index: int, encoding: str) -> Layer:
+        where = f"layer {index}"
+        shape = tuple(int(s) for s in self.array(group, "shape", where, integer=True))
+        if not shape or min(shape) < 1:
+            raise self.fail(where, f"invalid shape {shape}")
+        if "neuron" not in group:
+            raise self.fail(where, "missing required key 'neuron'")
+        neuron = group["neuron"]
+        ntype = self.get(neuron, "type", where + "/neuron")
+        name = str(group.attrs.get("name", str(index)))
+        if index == 0:
+            if self.get(group, "type", where) != "input" or ntype != INPUT_NEURON[encoding]:
+                raise self.fail(where, f"layer 0 must be an input with neuron type "
+                                       f"{INPUT_NEURON[encoding]}")
+            return Layer(name, "input", shape, INPUT_BITS)
+        if ntype not in (HIDDEN_NEURON, OUTPUT_NEURON):
+            raise self.fail(where, f"unknown neuron type {ntype!r} (not a lava-bitsnn file?)")
+        for key in NEURON_KEYS:
+            if key not in neuron:
+                raise self.fail(where + "/neuron", f"missing required key '{key}'")
+        synapses = [self.synapse(group, where, index)]
+        if "skip" in group:
+            synapses += [self.synapse(group["skip"][k], f"{where}/skip/{k}", index)
+                         for k in sorted(group["skip"], key=int)]
+        for key in SYNAPSE_KEYS:
+            if key not in group:
+                raise self.fail(where, f"missing required key '{key}'")
+        layer = Layer(name, "neuron" if ntype == HIDDEN_NEURON else "output", shape,
+                      self.integer(neuron, "bits", where),
+                      float(self.get(neuron, "step", where)), synapses,
+                      self.array(neuron, "bias_float", where, integer=False),
+                      self.integer(neuron, "threshold_unit", where, 1),
+                      self.array(group, "bias", where, integer=True),
+                      self.integer(neuron, "acc_bound", where))
+        if not layer.step > 0:
+            raise self.fail(where, "neuron step must be positive")
+        if layer.bias_int.shape != layer.bias.shape:
+            raise self.fail(where, "bias and bias_float shapes differ")
+        return layer
+
+
+def synapse_output_shape(syn: Synapse, source_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Target shape of a synapse applied to ``source_shape``; ValueError if it does not fit."""
+    shape = tuple(source_shape)
+    if syn.pool > 1:
+        if len(shape) != 3 or shape[1] % syn.pool or shape[2] % syn.pool:
+            raise ValueError(f"pool {syn.pool} does not divide {shape}")
+        shape = (shape[0], shape[1] // syn.pool, shape[2] // syn.pool)
+    if syn.flatten:
+        shape = (int(np.prod(shape)),)
+    w = syn.weight
+    if syn.kind == "dense":
+        if len(shape) != 1 or w.shape[1] != shape[0]:
+            raise ValueError(f"dense weight {w.shape} does not take input {shape}")
+        return (w.shape[0],)
+    if len(shape) != 3 or w.shape[1] * syn.groups != shape[0] or w.shape[0] % syn.groups:
+        raise ValueError(f"conv weight {w.shape} with groups {syn.groups} does not take {shape}")
+    h, wd = ((n + 2 * syn.padding - k) // syn.stride + 1
+             for n, k in zip(shape[1:], w.shape[2:], strict=True))
+    if h < 1 or wd < 1:
+        raise ValueError(f"conv kernel {w.shape[2:]} is larger than the padded input {shape}")
+    return (w.shape[0], h, wd)
+
+
+def _check_shapes(net: Network, reader: _Reader) -> None:
+    """Every synapse must map its source's shape onto its layer's shape."""
+    for i, layer in enumerate(net.layers[1:], start=1):
+        for syn in layer.synapses:
+            try:
+                out = synapse_output_shape(syn, net.layers[syn.source].shape)
+            except ValueError as exc:
+                raise reader.fail(f"layer {i}", f"synapse from layer {syn.source}: {exc}") from None
+            if out != layer.shape:
+                raise reader.fail(f"layer {i}", f"synapse from layer {syn.source} gives shape "
+                                  f"{out}, layer declares {layer.shape}")
+            if layer.bias is not None and layer.bias.shape not in (layer.shape[:1], layer.shape):
+                raise reader.fail(f"layer {i}", f"bias shape {layer.bias.shape} fits neither "
+                                  f"channels nor {layer.shape}")
+    if net.layers[-1].kind != "output" or any(x.kind == "output" for x in net.layers[:-1]):
+        raise reader.fail("layers", "exactly the last layer must be the output accumulator")
+
+
+def read_network(path: str | Path) -> Network:
+    path = Path(path)
+    reader = _Reader(path)
+    if not path.is_file():
+        raise BitsnnError(f"{path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise BitsnnError(f"{path} is not an HDF5 file (or it is truncated)") from None
+    with f:
+        missing = [a for a in FILE_ATTRS if a not in f.attrs]
+        if f.attrs.get("format") != FORMAT:
+            if "layer" in f:
+                raise BitsnnError(f"{path} is a netx file not written by lava-bitsnn (plain "
+                                  "lava-dl networks run with lava-dl's own netx)")
+            raise BitsnnError(f"{path} is not a lava-bitsnn netx file")
+        if missing:
+            raise reader.fail("file", f"missing attribute(s) {', '.join(missing)}")
+        encoding = str(f.attrs["encoding"])
+        if encoding not in ENCODINGS:
+            raise reader.fail("file", f"unknown input encoding {encoding!r}")
+        if "layer" not in f or not len(f["layer"]):
+            raise reader.fail("file", "missing required group 'layer'")
+        try:
+            keys = sorted(f["layer"], key=int)
+        except ValueError:
+            raise reader.fail("file", "layer names must be 0..N-1") from None
+        if keys != [str(i) for i in range(len(keys))]:
+            raise reader.fail("file", "layer names must be 0..N-1")
+        layers = [reader.layer(f["layer"][k], int(k), encoding) for k in keys]
+        net = Network(layers, int(f.attrs["bits"]), int(f.attrs["time_steps"]), encoding,
+                      json.loads(f.attrs["class_names"]), json.loads(f.attrs["normalisation"]),
+                      json.loads(f.attrs["meta"]))
+    _check_shapes(net, reader)
+    return net

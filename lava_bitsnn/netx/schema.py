@@ -1,0 +1,14 @@
+"""Names shared by the netx writer and reader (see docs/netx-schema.md)."""
+
+FORMAT = "lava-bitsnn-netx"
+FORMAT_VERSION = 1
+
+INPUT_NEURON = {"bit-serial": "BITSERIAL_INPUT", "graded": "GRADED_INPUT"}
+HIDDEN_NEURON = "BITSERIAL"
+OUTPUT_NEURON = "ACCUMULATOR"
+
+FILE_ATTRS = ("format", "format_version", "bits", "time_steps", "encoding", "class_names",
+              "normalisation", "meta")
+SYNAPSE_KEYS = ("type", "weight", "weight_float", "weight_exp", "source", "pool", "flatten")
+CONV_KEYS = ("stride", "padding", "dilation", "groups")
+NEURON_KEYS = ("type", "bits", "step", "threshold_unit", "bias_float", "acc_bound")

@@ -1,0 +1,126 @@
+"""Write the IR as a netx HDF5 file (atomically)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lava_bitsnn.convert.ir import Layer, Network, Synapse
+from lava_bitsnn.errors import BitsnnError
+from lava_bitsnn.files import atomic_write
+from lava_bitsnn.netx.schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    HIDDEN_NEURON,
+    INPUT_NEURON,
+    OUTPUT_NEURON,
+)
+
+
+def _array(group: h5py.Group, key: str, value: np.ndarray, dtype) -> None:
+    """Arrays are stored compressed; integer weights as int32 (mantissa · 2**exp fits)."""
+    group.create_dataset(key, data=np.asarray(value, dtype=dtype), compression="gzip",
+                         shuffle=True)
+
+
+def _write_synapse(group: h5py.Group, syn: Synapse) -> None:
+    group["type"] = syn.kind
+    _array(group, "weight", syn.weight_int, np.int32)
+    _array(group, "weight_float", syn.weight, np.float64)
+    group["weight_exp"] = syn.weight_exp
+    group["source"] = syn.source
+    group["pool"] = syn.pool
+    group["flatten"] = int(syn.flatten)
+    if syn.kind == "conv":
+        group["stride"] = syn.stride
+        group["padding"] = syn.padding
+        group["dilation"] = 1
+        group["groups"] = syn.groups
+
+
+def _write_layer(group: h5py.Group, layer: Layer, net: Network) -> None:
+    group.attrs["name"] = layer.name
+    group["shape"] = np.asarray(layer.shape, dtype=np.int64)
+    neuron = group.create_group("neuron")
+    if layer.kind == "input":
+        group["type"] = "input"
+        neuron["type"] = INPUT_NEURON[net.encoding]
+        neuron["bits"] = layer.bits
+        return
+    _write_synapse(group, layer.synapses[0])
+    for k, syn in enumerate(layer.synapses[1:]):
+        _write_synapse(group.create_group(f"skip/{k}"), syn)
+    _array(group, "bias", layer.bias_int, np.int64)
+    neuron["type"] = HIDDEN_NEURON if layer.kind == "neuron" else OUTPUT_NEURON
+    neuron["bits"] = layer.bits
+    neuron["step"] = layer.step
+    neuron["threshold_unit"] = layer.threshold_unit
+    _array(neuron, "bias_float", layer.bias, np.float64)
+    neuron["acc_bound"] = layer.acc_bound
+
+
+def write_network(net: Network, path: str | Path) -> None:
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["bits"] = net.bits
+            f.attrs["time_steps"] = net.time_steps
+            f.attrs["encoding"] = net.encoding
+            f.attrs["class_names"] = json.dumps(net.class_names)
+            f.attrs["normalisation"] = json.dumps(net.normalisation)
+            f.attrs["meta"] = json.dumps(net.meta)
+            for i, layer in enumerate(net.layers):
+                _write_layer(f.create_group(f"layer/{i}"), layer, net)
+
+    atomic_write(path, write)
+
+
+def write_lava_dl_cuba(net: Network, path: str | Path) -> None:
+    """The network's integer weights as a plain lava-dl netx file with CUBA neurons (a
+    rate-coded, non-leaky IF approximation, θ = D·K), loadable by ``netx.hdf5.Network``.
+    Only chains of conv/dense layers without pools or skip edges can be expressed."""
+    for layer in net.layers[1:]:
+        if len(layer.synapses) != 1 or layer.synapses[0].pool != 1 or \
+                layer.synapses[0].source != net.layers.index(layer) - 1:
+            raise BitsnnError(f"layer {layer.name} has pools or skip edges, which lava-dl's "
+                              "netx cannot load")
+
+    def cuba(group: h5py.Group, threshold: int) -> None:
+        n = group.create_group("neuron")
+        n["type"] = "CUBA"
+        n["iDecay"] = 4096  # current is not carried over between steps
+        n["vDecay"] = 0  # no leak: integrate-and-fire
+        n["vThMant"] = threshold
+        n["refDelay"] = 1
+        n["gradedSpike"] = False
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            idx = 0
+            inp = f.create_group(f"layer/{idx}")
+            inp["type"] = "input"
+            inp["shape"] = np.asarray(net.input_shape, dtype=np.int64)
+            for layer in net.layers[1:]:
+                syn = layer.synapses[0]
+                if syn.flatten:
+                    idx += 1
+                    f.create_group(f"layer/{idx}")["type"] = "flatten"
+                idx += 1
+                g = f.create_group(f"layer/{idx}")
+                g["type"] = syn.kind
+                g["shape"] = np.asarray(layer.shape, dtype=np.int64)
+                g["weight"] = syn.weight_int
+                bias = layer.bias_int.reshape(layer.shape[0], -1)[:, 0] // max(
+                    1, net.source_steps(layer, net.time_steps))
+                g["bias"] = bias
+                if syn.kind == "conv":
+                    for key, value in (("stride", syn.stride), ("padding", syn.padding),
+                                       ("dilation", 1), ("groups", syn.groups)):
+                        g[key] = np.asarray([value, value])
+                cuba(g, max(1, layer.threshold_unit * max(layer.levels, 1)))
+
+    atomic_write(path, write)

@@ -1,0 +1,133 @@
+"""Layer-by-layer comparison of the QCFS ANN, the float SNN and the fixed-point SNN.
+
+Promises checked (DESIGN.md §2):
+* fixed-point SNN == integer QANN on the same grid, every layer: zero mismatches;
+* float SNN == QCFS ANN (both float64): every mismatch must be a bin-edge case, i.e. at the
+  first layer where a sample differs, the ANN pre-activation of every differing neuron lies
+  within ``EDGE_TOL`` of a quantisation edge (``|z/Δ + ½ − round(z/Δ + ½)| < EDGE_TOL``).
+The float-vs-fixed gap (weight rounding) is measured, not required to be zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from lava_bitsnn.ann.data import normalise
+from lava_bitsnn.ann.qcfs import qcfs_layers
+from lava_bitsnn.convert.ir import Network
+from lava_bitsnn.reference.engine import ReferenceEngine
+from lava_bitsnn.reference.qann import integer_qann
+
+EDGE_TOL = 1e-6
+
+
+@dataclass
+class AnnTrace:
+    codes: dict[str, np.ndarray]  # QCFS module path → integer codes
+    edge: dict[str, np.ndarray]  # distance of z/Δ + ½ to the nearest integer
+    logits: np.ndarray
+
+
+@torch.no_grad()
+def ann_trace(model: nn.Module, pixels: np.ndarray, mean: list[float], std: list[float]
+              ) -> AnnTrace:
+    """Run the QCFS ANN in float64 and record every QCFS layer's codes and bin-edge distance."""
+    model = model.double().eval()
+    layers = qcfs_layers(model)
+    for _, m in layers:
+        m.record_codes = True
+    try:
+        logits = model(normalise(pixels, mean, std).double())
+        codes, edge = {}, {}
+        for name, m in layers:
+            codes[name] = m.last_code.numpy().astype(np.int64)
+            x = (m.last_input / m.step() + 0.5).numpy()
+            edge[name] = np.abs(x - np.round(x))
+    finally:
+        for _, m in layers:
+            m.record_codes = False
+            m.last_code = m.last_input = None
+    return AnnTrace(codes, edge, logits.numpy())
+
+
+@dataclass
+class LayerReport:
+    name: str
+    neurons: int
+    ann_vs_float: int = 0  # mismatching codes
+    ann_vs_float_unexplained: int = 0  # of those, at a first-differing layer and not at an edge
+    qann_vs_fixed: int = 0
+    float_vs_fixed: int = 0
+
+
+@dataclass
+class VerifyReport:
+    samples: int
+    layers: list[LayerReport] = field(default_factory=list)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    agreement: dict[str, float] = field(default_factory=dict)
+    logit_mismatches: int = 0  # integer QANN logits vs fixed-point SNN logits (must be 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.logit_mismatches == 0 and all(
+            r.qann_vs_fixed == 0 and r.ann_vs_float_unexplained == 0 for r in self.layers)
+
+    def merge(self, other: VerifyReport) -> None:
+        if not self.layers:
+            self.layers = [LayerReport(r.name, r.neurons) for r in other.layers]
+        for mine, theirs in zip(self.layers, other.layers, strict=True):
+            for key in ("ann_vs_float", "ann_vs_float_unexplained", "qann_vs_fixed",
+                        "float_vs_fixed"):
+                setattr(mine, key, getattr(mine, key) + getattr(theirs, key))
+        self.logit_mismatches += other.logit_mismatches
+        total = self.samples + other.samples
+        for d_self, d_other in ((self.accuracy, other.accuracy),
+                                (self.agreement, other.agreement)):
+            for key, value in d_other.items():
+                d_self[key] = (d_self.get(key, 0.0) * self.samples + value * other.samples) / total
+        self.samples = total
+
+
+def verify_batch(model: nn.Module, net: Network, pixels: np.ndarray, labels: np.ndarray
+                 ) -> VerifyReport:
+    """Compare ANN, integer QANN, float SNN and fixed SNN on one batch."""
+    ann = ann_trace(model, pixels, net.normalisation["mean"], net.normalisation["std"])
+    snn_float = ReferenceEngine(net, "float").run_batch(pixels)
+    snn_fixed = ReferenceEngine(net, "fixed", fused=False).run_batch(pixels)
+    qann = integer_qann(net, pixels)
+    hidden = [(i, layer) for i, layer in enumerate(net.layers) if layer.kind == "neuron"]
+    n = len(labels)
+    first_diff = np.full(n, len(net.layers))  # first layer at which a sample differs
+    diffs = {}
+    for i, layer in hidden:
+        d = (snn_float.codes[i] != ann.codes[layer.name]).reshape(n, -1)
+        diffs[i] = d
+        newly = d.any(axis=1) & (first_diff == len(net.layers))
+        first_diff[newly] = i
+    report = VerifyReport(n)
+    report.logit_mismatches = int(
+        (qann[-1] / net.output.threshold_unit != snn_fixed.logits).sum())
+    for i, layer in hidden:
+        r = LayerReport(layer.name, layer.size)
+        d = diffs[i]
+        r.ann_vs_float = int(d.sum())
+        at_first = d & (first_diff == i)[:, None]
+        off_edge = ann.edge[layer.name].reshape(n, -1) >= EDGE_TOL
+        r.ann_vs_float_unexplained = int((at_first & off_edge).sum())
+        r.qann_vs_fixed = int((qann[i] != snn_fixed.codes[i]).sum())
+        r.float_vs_fixed = int((snn_float.codes[i] != snn_fixed.codes[i]).sum())
+        report.layers.append(r)
+    preds = {"ann": ann.logits.argmax(1), "float_snn": snn_float.predictions,
+             "fixed_snn": snn_fixed.predictions, "int_qann": qann[-1].argmax(1)}
+    report.accuracy = {k: float((v == labels).mean()) for k, v in preds.items()}
+    report.agreement = {
+        "ann_vs_float_snn": float((preds["ann"] == preds["float_snn"]).mean()),
+        "int_qann_vs_fixed_snn": float((preds["int_qann"] == preds["fixed_snn"]).mean()),
+        "float_snn_vs_fixed_snn": float((preds["float_snn"] == preds["fixed_snn"]).mean()),
+    }
+    return report

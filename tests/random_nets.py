@@ -1,0 +1,61 @@
+"""Random small QCFS networks for property-based tests: conv (stride, depthwise), avg-pool,
+residual blocks, flatten + dense, with random thresholds and BN statistics."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lava_bitsnn.ann.qcfs import QCFS
+from lava_bitsnn.ann.zoo import ResidualBlock
+
+
+def _bn(channels: int, gen: torch.Generator, dims: int = 2) -> nn.Module:
+    bn = nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(channels, generator=gen) * 0.3)
+        bn.running_var.copy_(torch.rand(channels, generator=gen) + 0.5)
+        bn.weight.copy_(torch.rand(channels, generator=gen) + 0.5)
+        bn.bias.copy_(torch.randn(channels, generator=gen) * 0.5)
+    return bn
+
+
+def _act(bits: int, gen: torch.Generator) -> QCFS:
+    return QCFS(bits, threshold=float(torch.rand(1, generator=gen)) * 3 + 0.5)
+
+
+def random_qcfs_net(seed: int, bits: int, in_channels: int = 1, size: int = 8,
+                    blocks: tuple[str, ...] = ("conv",), classes: int = 5) -> nn.Sequential:
+    """``blocks`` from: conv, stride2, depthwise, pool, residual."""
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    c = 3
+    layers += [nn.Conv2d(in_channels, c, 3, padding=1, bias=False), _bn(c, gen), _act(bits, gen)]
+    side = size
+    for kind in blocks:
+        if kind == "conv":
+            layers += [nn.Conv2d(c, c + 1, 3, padding=1), _bn(c + 1, gen), _act(bits, gen)]
+            c += 1
+        elif kind == "stride2" and side >= 4:
+            layers += [nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), _bn(c, gen),
+                       _act(bits, gen)]
+            side = (side + 1) // 2
+        elif kind == "depthwise":
+            layers += [nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), _bn(c, gen),
+                       _act(bits, gen)]
+        elif kind == "pool" and side % 2 == 0 and side >= 4:
+            layers.append(nn.AvgPool2d(2))
+            side //= 2
+        elif kind == "residual":
+            body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), _bn(c, gen),
+                                 _act(bits, gen), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                 _bn(c, gen))
+            layers.append(ResidualBlock(body, nn.Identity(), _act(bits, gen)))
+    layers += [nn.Flatten(), nn.Linear(c * side * side, 6, bias=False), _bn(6, gen, dims=1),
+               _act(bits, gen), nn.Linear(6, classes)]
+    model = nn.Sequential(*layers)
+    with torch.no_grad():  # larger weights than default init so codes spread over levels
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(2.0)
+    return model.eval()

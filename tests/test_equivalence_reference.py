@@ -1,0 +1,157 @@
+"""The central promise on the reference engine: ANN codes == float SNN spikes, integer QANN ==
+fixed-point SNN spikes, layer by layer, on real data and on random networks."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
+from lava_bitsnn.convert.fixed import float_from_fixed
+from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.reference import ReferenceEngine
+from lava_bitsnn.reference.qann import integer_qann
+from lava_bitsnn.verify import verify_batch
+from tests.random_nets import random_qcfs_net
+
+
+def _spikes_are_code_bits(result, net, time_steps):
+    for i, layer in enumerate(net.layers):
+        if layer.kind != "neuron":
+            continue
+        spk = result.spikes[i]
+        assert spk.shape[1] == time_steps
+        code = result.codes[i]
+        for t in range(1, time_steps + 1):
+            np.testing.assert_array_equal(spk[:, t - 1], (code >> (layer.bits - t)) & 1)
+
+
+def test_digits_every_layer_equal(digits_checkpoint, digits_net, digits_data):
+    model = model_from_checkpoint(load_checkpoint(digits_checkpoint))
+    x, y = digits_data.test.images, digits_data.test.labels
+    report = verify_batch(model, digits_net, x, y)
+    assert report.ok
+    # float64 ANN and float SNN agree on every code of every layer here (none at a bin edge)
+    assert all(r.ann_vs_float == 0 for r in report.layers)
+    assert all(r.qann_vs_fixed == 0 for r in report.layers)
+    assert report.accuracy["ann"] == report.accuracy["float_snn"]
+    assert report.accuracy["int_qann"] == report.accuracy["fixed_snn"]
+    assert report.logit_mismatches == 0
+    assert report.accuracy["ann"] > 0.9
+
+
+def test_spikes_are_the_bits_msb_first(digits_net, digits_data):
+    x = digits_data.test.images[:40]
+    for precision in ("fixed", "float"):
+        result = ReferenceEngine(digits_net, precision).run_batch(x, record=True)
+        _spikes_are_code_bits(result, digits_net, digits_net.bits)
+
+
+def test_fused_accumulate_equals_stepwise(digits_net, digits_data):
+    x = digits_data.test.images[:60]
+    fused = ReferenceEngine(digits_net, "fixed", fused=True).run_batch(x)
+    steps = ReferenceEngine(digits_net, "fixed", fused=False).run_batch(x)
+    for a, b in zip(fused.codes, steps.codes, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [c.synops for c in fused.counts] == [c.synops for c in steps.counts]
+
+
+@pytest.mark.parametrize("time_steps", [1, 2, 3])
+def test_fewer_steps_emit_top_bits(digits_net, digits_data, time_steps):
+    x = digits_data.test.images[:80]
+    result = ReferenceEngine(digits_net, "fixed", time_steps=time_steps).run_batch(x, record=True)
+    expected = integer_qann(digits_net, x, time_steps)
+    for i, layer in enumerate(digits_net.layers[1:-1], start=1):
+        np.testing.assert_array_equal(result.codes[i], expected[i], err_msg=layer.name)
+        assert not np.any(result.codes[i] & ((1 << (digits_net.bits - time_steps)) - 1))
+    _spikes_are_code_bits(result, digits_net, time_steps)
+    # layer 1 sees the full input, so its T-step spikes are exactly the top T bits of T=b
+    full = ReferenceEngine(digits_net, "fixed").run_batch(x)
+    drop = digits_net.bits - time_steps
+    np.testing.assert_array_equal(result.codes[1], (full.codes[1] >> drop) << drop)
+
+
+def test_graded_input_equals_bit_serial_in_fixed_point(digits_checkpoint, digits_data):
+    from lava_bitsnn.convert.model import convert_checkpoint
+
+    x = digits_data.test.images[:50]
+    serial = convert_checkpoint(digits_checkpoint, encoding="bit-serial")
+    graded = convert_checkpoint(digits_checkpoint, encoding="graded")
+    a = ReferenceEngine(serial, "fixed", fused=False).run_batch(x)
+    b = ReferenceEngine(graded, "fixed", fused=False).run_batch(x)
+    for i in range(1, len(a.codes) - 1):
+        # same integer QANN, same codes (biases are rounded to a multiple of 8 vs 1 steps)
+        np.testing.assert_array_equal(b.codes[i], integer_qann(graded, x)[i])
+        np.testing.assert_array_equal(a.codes[i], integer_qann(serial, x)[i])
+    assert a.counts[1].accumulate_steps == 8 and b.counts[1].accumulate_steps == 1
+    assert b.counts[1].input_macs > 0 and a.counts[1].synops > 0
+
+
+def test_weights_on_the_grid_make_float_equal_fixed(digits_net, digits_data):
+    """Weight rounding is the only cause of the float/fixed gap: a float network that already
+    sits on the integer grid gives the fixed-point spikes exactly."""
+    x = digits_data.test.images[:100]
+    snapped = float_from_fixed(digits_net)
+    f = ReferenceEngine(snapped, "float").run_batch(x)
+    q = ReferenceEngine(digits_net, "fixed").run_batch(x)
+    for a, b in zip(f.codes[1:-1], q.codes[1:-1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(f.logits, q.logits)
+
+
+def test_if_baseline_improves_with_time_steps(digits_net, digits_data):
+    x, y = digits_data.test.images, digits_data.test.labels
+    acc = {}
+    for t in (1, 4, 32):
+        result = ReferenceEngine(digits_net, "float", neuron="if", time_steps=t).run_batch(x)
+        acc[t] = float((result.predictions == y).mean())
+    assert acc[1] < acc[4] < acc[32] or acc[1] < acc[32] >= 0.9
+    fixed = ReferenceEngine(digits_net, "fixed", neuron="if", time_steps=32).run_batch(x)
+    assert abs(float((fixed.predictions == y).mean()) - acc[32]) < 0.03
+
+
+def test_if_counts_spikes_over_time(digits_net, digits_data):
+    result = ReferenceEngine(digits_net, "float", neuron="if", time_steps=8).run_batch(
+        digits_data.test.images[:10], record=True)
+    for i, layer in enumerate(digits_net.layers[1:-1], start=1):
+        np.testing.assert_array_equal(result.spikes[i].sum(axis=1), result.codes[i])
+        assert result.codes[i].max() <= 8, layer.name
+
+
+BLOCKS = st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "residual"]),
+                  min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), bits=st.integers(1, 8), blocks=BLOCKS,
+       channels=st.sampled_from([1, 3]), encoding=st.sampled_from(["bit-serial", "graded"]))
+def test_random_networks_are_exact(seed, bits, blocks, channels, encoding):
+    model = random_qcfs_net(seed, bits, channels, 8, tuple(blocks))
+    gen = np.random.default_rng(seed)
+    mean = list(gen.uniform(0.1, 0.6, channels))
+    std = list(gen.uniform(0.2, 0.5, channels))
+    net = convert_model(model, (channels, 8, 8), mean, std, [str(i) for i in range(5)],
+                        encoding=encoding)
+    x = gen.integers(0, 256, (16, channels, 8, 8), dtype=np.uint8)
+    labels = np.zeros(16, dtype=np.int64)
+    report = verify_batch(model, net, x, labels)
+    assert report.ok, [vars(r) for r in report.layers]
+    assert report.logit_mismatches == 0
+    # bin-edge float differences are allowed but must be rare on random data
+    total = sum(r.ann_vs_float for r in report.layers)
+    assert total <= 0.001 * sum(r.neurons for r in report.layers) * 16
+    snapped = float_from_fixed(net)
+    f = ReferenceEngine(snapped, "float").run_batch(x)
+    q = ReferenceEngine(net, "fixed", fused=False).run_batch(x)
+    for a, b in zip(f.codes[1:-1], q.codes[1:-1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_residual_and_depthwise_are_in_the_ir():
+    model = random_qcfs_net(3, 4, 1, 8, ("depthwise", "residual"))
+    net = convert_model(model, (1, 8, 8), [0.5], [0.3], list("abcde"))
+    assert any(len(layer.synapses) == 2 for layer in net.layers)  # residual: two synapses
+    assert any(s.groups > 1 for layer in net.layers for s in layer.synapses)
+    with torch.no_grad():
+        assert net.output.shape == (5,)
