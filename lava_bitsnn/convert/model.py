@@ -29,6 +29,7 @@ def convert_model(model: nn.Module, input_shape: tuple[int, ...], mean: list[flo
     if encoding not in ENCODINGS:
         raise BitsnnError(f"input encoding must be one of {', '.join(ENCODINGS)}")
     _check_finite(model)
+    layers = trace_model(model, tuple(input_shape), mean, std)
     bits = {m.bits for _, m in qcfs_layers(model)}
     if len(bits) != 1:
         raise BitsnnError(f"all QCFS layers must have the same bits, found {sorted(bits)}"
@@ -37,7 +38,6 @@ def convert_model(model: nn.Module, input_shape: tuple[int, ...], mean: list[flo
     t = b if time_steps is None else time_steps
     if not 1 <= t <= b:
         raise BitsnnError(f"time steps must be from 1 to the activation bits ({b}), got {t}")
-    layers = trace_model(model, tuple(input_shape), mean, std)
     net = Network(layers, b, t, encoding, list(class_names),
                   {"mean": list(mean), "std": list(std)},
                   {"library_version": lava_bitsnn.__version__, **(meta or {})})

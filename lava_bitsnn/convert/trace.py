@@ -35,6 +35,17 @@ _HINTS = {
 }
 
 
+_SUPPORTED_TYPES = (nn.Identity, nn.Dropout, nn.Conv2d, nn.Linear, nn.BatchNorm1d,
+                    nn.BatchNorm2d, QCFS, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten)
+
+
+def _check_module_type(path: str, m: nn.Module) -> None:
+    if not isinstance(m, _SUPPORTED_TYPES):
+        hint = next((h for t, h in _HINTS.items() if isinstance(m, t)), None)
+        raise BitsnnError(f"unsupported module {path} ({type(m).__name__}): "
+                          f"{hint or SUPPORTED}")
+
+
 @dataclass(frozen=True)
 class _Spikes:
     layer: int
@@ -134,9 +145,8 @@ class _Builder:
             return self.pool(path, m, self.spikes_arg(x, path), out_shape)
         if isinstance(m, nn.Flatten):
             return self.flatten(path, x, out_shape)
-        hint = next((h for t, h in _HINTS.items() if isinstance(m, t)), None)
-        raise BitsnnError(f"unsupported module {path} ({type(m).__name__}): "
-                          f"{hint or SUPPORTED}")
+        _check_module_type(path, m)
+        raise AssertionError(f"{path}: module type checked but not handled")
 
     def batchnorm(self, path: str, m: nn.Module, x) -> _Affine:
         if not isinstance(x, _Affine):
@@ -197,12 +207,20 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Builder:
     except Exception as exc:  # noqa: BLE001 - fx raises many types on untraceable code
         raise BitsnnError(f"the model cannot be traced with torch.fx: {exc}") from None
     gm = torch.fx.GraphModule(model, graph)
-    ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+    try:
+        ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+    except Exception as exc:  # noqa: BLE001 - any failure means the model does not fit the input
+        raise BitsnnError(f"the model does not run on inputs of shape {tuple(input_shape)}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                          ) from None
     builder = _Builder(model, input_shape)
+    for node in graph.nodes:  # name an unsupported module before anything else
+        if node.op == "call_module":
+            _check_module_type(node.target, builder.modules[node.target])
     env: dict[torch.fx.Node, object] = {}
     for node in graph.nodes:
         shape = tuple(node.meta["tensor_meta"].shape[1:]) if "tensor_meta" in node.meta else ()
-        args = [env.get(a, a) for a in node.args]
+        args = [env[a] if isinstance(a, torch.fx.Node) else a for a in node.args]
         if node.op == "placeholder":
             env[node] = _Spikes(0, tuple(input_shape))
         elif node.op == "call_module":

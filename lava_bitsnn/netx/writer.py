@@ -119,8 +119,9 @@ def write_lava_dl_cuba(net: Network, path: str | Path) -> None:
                 g["bias"] = bias
                 if syn.kind == "conv":
                     for key, value in (("stride", syn.stride), ("padding", syn.padding),
-                                       ("dilation", 1), ("groups", syn.groups)):
+                                       ("dilation", 1)):
                         g[key] = np.asarray([value, value])
+                    g["groups"] = syn.groups
                 cuba(g, max(1, layer.threshold_unit * max(layer.levels, 1)))
 
     atomic_write(path, write)

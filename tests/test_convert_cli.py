@@ -1,0 +1,163 @@
+"""Conversion errors and the export / run / verify commands, run as a user would."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lava_bitsnn.ann.checkpoint import load_checkpoint, save_checkpoint
+from lava_bitsnn.ann.qcfs import QCFS
+from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.convert.synapse_ops import fan_out
+from lava_bitsnn.errors import BitsnnError
+
+
+def _convert(model, shape=(1, 8, 8)):
+    return convert_model(model, shape, [0.5] * shape[0], [0.3] * shape[0], list("ab"))
+
+
+@pytest.mark.parametrize("bad,message", [
+    (nn.MaxPool2d(2), r"unsupported module 1 \(MaxPool2d\).*AvgPool2d"),
+    (nn.ReLU(), r"unsupported module 1 \(ReLU\).*QCFS"),
+    (nn.GELU(), r"unsupported module 1 \(GELU\)"),
+])
+def test_unsupported_modules_are_named(bad, message):
+    side = 4 if isinstance(bad, nn.MaxPool2d) else 8
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), bad, nn.Flatten(),
+                          nn.Linear(2 * side * side, 2))
+    with pytest.raises(BitsnnError, match=message):
+        _convert(model)
+
+
+def test_lstm_is_refused():
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(8, 4)
+            self.act = QCFS(4)
+
+        def forward(self, x):
+            return self.act(self.rnn(x[:, 0])[0])
+
+    with pytest.raises(BitsnnError, match="rnn"):
+        _convert(Seq())
+
+
+def test_missing_bn_statistics_and_nan_weights():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False),
+                          QCFS(4), nn.Flatten(), nn.Linear(72, 2)).eval()
+    with pytest.raises(BitsnnError, match="missing BN statistics"):
+        _convert(model)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), QCFS(4), nn.Flatten(), nn.Linear(72, 2)).eval()
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(BitsnnError, match="NaN or Inf"):
+        _convert(model)
+
+
+def test_mixed_bits_and_ending_in_activation_are_refused():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), QCFS(4), nn.Conv2d(2, 2, 3), QCFS(3),
+                          nn.Flatten(), nn.Linear(32, 2)).eval()
+    with pytest.raises(BitsnnError, match="same bits"):
+        _convert(model)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), QCFS(4), nn.Flatten(), nn.Linear(72, 2), QCFS(4))
+    with pytest.raises(BitsnnError, match="must end in a Linear"):
+        _convert(model.eval())
+
+
+def test_fan_out_counts_borders_strides_groups_and_pools():
+    from lava_bitsnn.convert.ir import Synapse
+
+    w = np.ones((2, 1, 3, 3))
+    conv = Synapse(0, "conv", w, stride=1, padding=1)
+    fo = fan_out(conv, (1, 3, 3))
+    # corner pixel feeds 4 output positions, edge 6, centre 9 — times 2 output channels
+    np.testing.assert_array_equal(fo[0], 2 * np.array([[4, 6, 4], [6, 9, 6], [4, 6, 4]]))
+    strided = Synapse(0, "conv", np.ones((1, 1, 3, 3)), stride=2, padding=1)
+    np.testing.assert_array_equal(fan_out(strided, (1, 4, 4))[0],
+                                  [[1, 2, 1, 1], [2, 4, 2, 2], [1, 2, 1, 1], [1, 2, 1, 1]])
+    depthwise = Synapse(0, "conv", np.ones((2, 1, 1, 1)), groups=2)
+    np.testing.assert_array_equal(fan_out(depthwise, (2, 2, 2)), np.ones((2, 2, 2)))
+    pooled = Synapse(0, "dense", np.ones((5, 4)), pool=2, flatten=True)
+    np.testing.assert_array_equal(fan_out(pooled, (1, 4, 4)), np.full((1, 4, 4), 5))
+
+
+def _cli(module, *args):
+    return subprocess.run([sys.executable, "-m", f"lava_bitsnn.cli.{module}", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(proc, message, *must_not_exist):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    for path in must_not_exist:
+        assert not path.exists()
+
+
+def test_export_run_verify_end_to_end(digits_checkpoint, tmp_path):
+    net = tmp_path / "d.net"
+    proc = _cli("export", str(digits_checkpoint), "-o", str(net))
+    assert proc.returncode == 0, proc.stderr
+    assert "of 2^23" in proc.stdout and net.is_file()
+    out = tmp_path / "run.json"
+    proc = _cli("run", str(net), "--dataset", "digits", "--samples", "100", "--quiet",
+                "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["samples"] == 100 and result["accuracy"] > 0.85
+    assert f"{100 * result['accuracy']:.2f}%" in proc.stdout
+    proc = _cli("run", str(net), "--dataset", "digits", "--samples", "100", "--quiet",
+                "--neuron", "if", "--time-steps", "16", "--precision", "float")
+    assert proc.returncode == 0 and "T=16" in proc.stdout, proc.stderr
+    proc = _cli("verify", str(digits_checkpoint), str(net), "--dataset", "digits",
+                "--samples", "120")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK:" in proc.stdout and "QANN!=fixedSNN" in proc.stdout
+
+
+def test_export_bad_input(digits_checkpoint, tmp_path):
+    out = tmp_path / "x.net"
+    ckpt = load_checkpoint(digits_checkpoint)
+    nan = {**ckpt, "state_dict": {k: v.clone() for k, v in ckpt["state_dict"].items()}}
+    nan["state_dict"]["0.weight"][0, 0, 0, 0] = float("inf")
+    save_checkpoint({k: v for k, v in nan.items() if k not in ("format", "format_version")},
+                    tmp_path / "nan.pt")
+    _one_line_error(_cli("export", str(tmp_path / "nan.pt"), "-o", str(out)), "NaN or Inf", out)
+    wrong_bits = {k: v for k, v in ckpt.items() if k not in ("format", "format_version")}
+    wrong_bits["bits"] = 3
+    save_checkpoint(wrong_bits, tmp_path / "bits.pt")
+    _one_line_error(_cli("export", str(tmp_path / "bits.pt"), "-o", str(out)), "bits mismatch",
+                    out)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    _one_line_error(_cli("export", str(tmp_path / "junk.pt"), "-o", str(out)),
+                    "not a readable checkpoint", out)
+    (tmp_path / "cut.pt").write_bytes(digits_checkpoint.read_bytes()[:5000])
+    _one_line_error(_cli("export", str(tmp_path / "cut.pt"), "-o", str(out)),
+                    "not a readable checkpoint", out)
+    _one_line_error(_cli("export", str(digits_checkpoint), "-o", str(out), "--time-steps", "5"),
+                    "time steps must be from 1", out)
+    _one_line_error(_cli("export", str(digits_checkpoint), "-o", "/nonexistent/x.net"),
+                    "does not exist")
+
+
+def test_run_and_verify_bad_input(digits_checkpoint, digits_net, tmp_path):
+    from lava_bitsnn.netx import write_network
+
+    net = tmp_path / "d.net"
+    write_network(digits_net, net)
+    _one_line_error(_cli("run", str(net), "--dataset", "cifar10", "--data-dir", str(tmp_path)),
+                    "missing data file")
+    _one_line_error(_cli("run", str(tmp_path / "none.net"), "--dataset", "digits"),
+                    "does not exist")
+    _one_line_error(_cli("run", str(net), "--dataset", "digits", "--neuron", "bit-serial",
+                         "--time-steps", "7"), "bit-serial time steps must be")
+    other = tmp_path / "other.pt"
+    other.write_bytes(digits_checkpoint.read_bytes() + b"\0")  # same weights, other hash
+    _one_line_error(_cli("verify", str(other), str(net), "--dataset", "digits"),
+                    "was not exported from")

@@ -1,0 +1,117 @@
+"""netx HDF5: lossless round trip, validation errors, lava-dl compatibility of CUBA files."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.errors import BitsnnError
+from lava_bitsnn.netx import read_network, write_lava_dl_cuba, write_network
+from tests.random_nets import random_qcfs_net
+
+
+def _assert_same(a, b):
+    assert (a.bits, a.time_steps, a.encoding, a.class_names, a.normalisation, a.meta) == \
+        (b.bits, b.time_steps, b.encoding, b.class_names, b.normalisation, b.meta)
+    assert len(a.layers) == len(b.layers)
+    for x, y in zip(a.layers, b.layers, strict=True):
+        assert (x.name, x.kind, x.shape, x.bits, x.step, x.threshold_unit, x.acc_bound) == \
+            (y.name, y.kind, y.shape, y.bits, y.step, y.threshold_unit, y.acc_bound)
+        if x.kind == "input":
+            continue
+        np.testing.assert_array_equal(x.bias, y.bias)
+        np.testing.assert_array_equal(x.bias_int, y.bias_int)
+        assert len(x.synapses) == len(y.synapses)
+        for s, t in zip(x.synapses, y.synapses, strict=True):
+            assert (s.source, s.kind, s.stride, s.padding, s.groups, s.pool, s.flatten,
+                    s.weight_exp) == (t.source, t.kind, t.stride, t.padding, t.groups, t.pool,
+                                      t.flatten, t.weight_exp)
+            np.testing.assert_array_equal(s.weight, t.weight)
+            np.testing.assert_array_equal(s.weight_int, t.weight_int)
+
+
+def test_round_trip_is_lossless(digits_net, tmp_path):
+    path = tmp_path / "d.net"
+    write_network(digits_net, path)
+    _assert_same(digits_net, read_network(path))
+
+
+def test_round_trip_with_skip_edges_and_depthwise(tmp_path):
+    model = random_qcfs_net(5, 3, 3, 8, ("depthwise", "residual", "pool"))
+    net = convert_model(model, (3, 8, 8), [0.4] * 3, [0.3] * 3, list("abcde"), encoding="graded")
+    write_network(net, tmp_path / "r.net")
+    back = read_network(tmp_path / "r.net")
+    _assert_same(net, back)
+    assert any(len(layer.synapses) == 2 for layer in back.layers)
+
+
+def _mutate(src, dst, fn):
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "a") as f:
+        fn(f)
+
+
+@pytest.mark.parametrize("mutation,message", [
+    (lambda f: f["layer/2"].__delitem__("weight"), "missing required key 'weight'"),
+    (lambda f: f["layer/1/neuron"].__delitem__("threshold_unit"), "threshold_unit"),
+    (lambda f: f.attrs.__delitem__("bits"), "missing attribute"),
+    (lambda f: f["layer/3"].__delitem__("source"), "'source'"),
+    (lambda f: f.__delitem__("layer/6"), "last layer must be the output"),
+    (lambda f: f["layer/1/neuron/type"][...].__class__ and f["layer/1/neuron"].__delitem__(
+        "type") or f["layer/1/neuron"].create_dataset("type", data="MYSTERY"), "unknown neuron"),
+])
+def test_reader_rejects_broken_files(digits_net, tmp_path, mutation, message):
+    good = tmp_path / "good.net"
+    write_network(digits_net, good)
+    bad = tmp_path / "bad.net"
+    _mutate(good, bad, mutation)
+    with pytest.raises(BitsnnError, match=message):
+        read_network(bad)
+
+
+def test_reader_rejects_shape_mismatch(digits_net, tmp_path):
+    good = tmp_path / "good.net"
+    write_network(digits_net, good)
+    bad = tmp_path / "bad.net"
+
+    def shrink(f):
+        f["layer/3/shape"][...] = np.asarray([64, 3, 3])
+
+    _mutate(good, bad, shrink)
+    with pytest.raises(BitsnnError, match="gives shape"):
+        read_network(bad)
+
+
+def test_reader_rejects_non_hdf5_and_truncated(digits_net, tmp_path):
+    (tmp_path / "text.net").write_text("hello")
+    with pytest.raises(BitsnnError, match="not an HDF5 file"):
+        read_network(tmp_path / "text.net")
+    good = tmp_path / "good.net"
+    write_network(digits_net, good)
+    (tmp_path / "cut.net").write_bytes(good.read_bytes()[:4000])
+    with pytest.raises(BitsnnError):
+        read_network(tmp_path / "cut.net")
+
+
+def test_cuba_file_loads_in_lava_dl_netx(digits_net, tmp_path):
+    path = tmp_path / "cuba.net"
+    # lava-dl cannot express pools: the digits net has them, a pool-free net does not
+    with pytest.raises(BitsnnError, match="lava-dl's netx cannot load"):
+        write_lava_dl_cuba(digits_net, path)
+    model = random_qcfs_net(1, 4, 1, 8, ("conv", "stride2"))
+    net = convert_model(model, (1, 8, 8), [0.5], [0.3], list("abcde"))
+    write_lava_dl_cuba(net, path)
+    with pytest.raises(BitsnnError, match="not written by lava-bitsnn"):
+        read_network(path)
+    code = (
+        "import sys; from lava.lib.dl import netx; "
+        f"n = netx.hdf5.Network(net_config={str(path)!r}); "
+        "print(len(n.layers), n.inp.shape, n.out.shape)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1].split()[0] == str(len(net.layers) - 1)
