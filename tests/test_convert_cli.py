@@ -11,8 +11,8 @@ from torch import nn
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint, save_checkpoint
 from lava_bitsnn.ann.qcfs import QCFS
+from lava_bitsnn.convert.fanout import fan_out
 from lava_bitsnn.convert.model import convert_model
-from lava_bitsnn.convert.synapse_ops import fan_out
 from lava_bitsnn.errors import BitsnnError
 
 

@@ -72,7 +72,7 @@ def quantise_network(net: Network) -> None:
     for layer in net.layers[1:]:
         steps = net.source_steps(layer, net.time_steps)
         start = min(D_CAP_LOG2, 22 - layer.bits) if layer.kind == "neuron" else D_CAP_LOG2
-        for log2d in range(start, -1, -1):
+        for log2d in range(start, 0, -1):  # D ≥ 2 keeps D/2 (the IF v0) an integer
             bound = _quantise_layer(net, layer, 1 << log2d, steps)
             if bound <= ACC_MAX:
                 break

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lava_bitsnn.convert.fanout import fan_out
 from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
-from lava_bitsnn.convert.synapse_ops import apply_synapse, fan_out
-from lava_bitsnn.reference.counts import LayerCounts
+from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.counts import LayerCounts
 
 PRECISIONS = ("fixed", "float")
 NEURONS = ("bit-serial", "if")
@@ -105,8 +106,9 @@ class ReferenceEngine:
         """Count synaptic events; ``graded_steps`` > 0 for a graded input driven that often."""
         for fo, sc in zip(self._fan_out[layer_idx], spike_counts, strict=True):
             per_source = torch.from_numpy(fo.astype(np.float64))
-            if graded_steps:  # multi-bit input: one MAC per connection of every pixel per step
-                counts.input_macs += int(per_source.sum()) * sc.shape[0] * graded_steps
+            if graded_steps:  # multi-bit input: one MAC per connection, per step, per sample
+                samples = int(sc.reshape(sc.shape[0], -1).any(dim=1).sum())
+                counts.input_macs += int(per_source.sum()) * samples * graded_steps
             else:
                 counts.synops += int((sc * per_source).sum())
                 counts.spikes_in += int(sc.sum())

@@ -1,0 +1,291 @@
+"""ProcessModels: a ``floating_pt`` (float64) and a ``fixed_pt`` (integer, 24-bit saturating
+accumulator, overflow counted) model for every Process. The arithmetic mirrors the reference
+engine (lava_bitsnn.reference.engine) step for step; tests hold them equal."""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from lava_bitsnn.lava.procs.process import (
+    BitSerialNeuron,
+    BitSynapse,
+    IFNeuron,
+    ImageSource,
+    OutputAccumulator,
+)
+from lava_bitsnn.lava.procs.synapse_math import apply_synapse
+
+ACC_MAX = (1 << 23) - 1
+ACC_MIN = -(1 << 23)
+
+
+def window(k: int, start: int, period: int, periods: int, length: int) -> tuple[int, int]:
+    """(batch index n, 1-based step t) if step ``k`` lies in a window, else (-1, 0)."""
+    rel = k - start
+    if rel < 0:
+        return -1, 0
+    n, t = divmod(rel, period)
+    if n >= periods or t >= length:
+        return -1, 0
+    return n, t + 1
+
+
+class _Common(PyLoihiProcessModel):
+    """Fixed-point models saturate to 24 bits and count the clip events."""
+
+    integer = False
+
+    def saturate(self, u: np.ndarray) -> np.ndarray:
+        if not self.integer:
+            return u
+        over = (u > ACC_MAX) | (u < ACC_MIN)
+        if over.any():
+            self.overflows[0] += int(over.sum())
+            u = np.clip(u, ACC_MIN, ACC_MAX)
+        return u
+
+    def to_state(self, x: np.ndarray) -> np.ndarray:
+        return np.rint(x).astype(np.int64) if self.integer else x.astype(np.float64)
+
+
+# ---- input -------------------------------------------------------------------------------
+class _PyImageSource(PyLoihiProcessModel):
+    def run_spk(self) -> None:
+        p = self.proc_params
+        steps = 8 if p["encoding"] == "bit-serial" else p["steps"]
+        n, t = window(self.time_step, 1, p["period"], self.images.shape[0], steps)
+        out = np.zeros(self.s_out.shape, dtype=self.s_out._d_type)
+        if n >= 0:
+            x = self.images[n]
+            out[...] = (x >> (8 - t)) & 1 if p["encoding"] == "bit-serial" else x
+        self.s_out.send(out)
+
+
+@implements(proc=ImageSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyImageSourceFloat(_PyImageSource):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
+    images: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+@implements(proc=ImageSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyImageSourceFixed(_PyImageSource):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
+    images: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+# ---- synapse -----------------------------------------------------------------------------
+class _PyBitSynapse(_Common):
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.pipeline: list[np.ndarray] = []
+
+    def run_spk(self) -> None:
+        p = self.proc_params
+        zero = np.zeros(self.a_out.shape, dtype=self.a_out._d_type)
+        while len(self.pipeline) < p["delay"] + 1:
+            self.pipeline.append(zero)
+        self.a_out.send(self.pipeline.pop(0))  # computed p["delay"] + 1 steps ago
+        s = self.s_in.recv()
+        if not s.any():
+            self.pipeline.append(zero)
+            return
+        w = self.weight.astype(np.float64)
+        current = apply_synapse(s.astype(np.float64), w, p["kind"], p["stride"],
+                                p["padding"], p["groups"], p["pool"], p["flatten"])
+        self.pipeline.append(self.to_state(current).astype(self.a_out._d_type))
+        if p["graded"]:  # one MAC per connection of every (non-padding) sample
+            samples = int(s.reshape(s.shape[0], -1).any(axis=1).sum())
+            self.synops[0] += int(self.fan_out.sum()) * samples
+        else:
+            self.synops[0] += int((s * self.fan_out).sum())
+            self.spikes_in[0] += int(s.sum())
+
+
+@implements(proc=BitSynapse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyBitSynapseFloat(_PyBitSynapse):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
+    weight: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    fan_out: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    spikes_in: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+@implements(proc=BitSynapse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyBitSynapseFixed(_PyBitSynapse):
+    integer = True
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=8)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    weight: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=16)
+    fan_out: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    spikes_in: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+# ---- bit-serial neuron -------------------------------------------------------------------
+class _PyBitSerialNeuron(_Common):
+    def run_spk(self) -> None:
+        p = self.proc_params
+        k = self.time_step
+        a = self.a_in.recv()
+        n, t = window(k, p["start"], p["period"], p["periods"], p["acc_steps"])
+        if n >= 0:
+            steps = p["acc_steps"]
+            if self.integer:
+                step_bias = np.floor_divide(self.bias, steps)
+            else:
+                step_bias = self.bias / steps
+            u = self.u_acc + a * (1 << (p["src_bits"] - t)) + step_bias
+            if t == 1:
+                u = u + (self.bias - step_bias * steps)
+            self.u_acc = self.saturate(u)
+            if t == steps:  # complete: hand over to the firing buffer
+                self.u_fire = self.u_acc
+                self.u_acc = np.zeros_like(self.u_acc)
+        n, t = window(k, p["start"] + p["acc_steps"], p["period"], p["periods"],
+                      p["fire_steps"])
+        s = np.zeros(self.s_out.shape, dtype=bool)
+        if n >= 0:
+            theta = p["unit"] * (1 << (p["bits"] - t))
+            s = self.u_fire >= theta
+            self.u_fire = self.u_fire - s * theta
+            self.spikes[0] += int(s.sum())
+            if p["record"]:
+                self.codes[n] += s.astype(self.codes.dtype) << (p["bits"] - t)
+        self.s_out.send(s.astype(self.s_out._d_type))
+
+
+@implements(proc=BitSerialNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyBitSerialNeuronFloat(_PyBitSerialNeuron):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    u_acc: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    u_fire: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+@implements(proc=BitSerialNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyBitSerialNeuronFixed(_PyBitSerialNeuron):
+    integer = True
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    u_acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    u_fire: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+# ---- IF baseline -------------------------------------------------------------------------
+class _PyIFNeuron(_Common):
+    def run_spk(self) -> None:
+        p = self.proc_params
+        a = self.a_in.recv()
+        n, t = window(self.time_step, p["start"], p["period"], p["periods"], p["steps"])
+        s = np.zeros(self.s_out.shape, dtype=bool)
+        if n >= 0:
+            theta = p["threshold"]
+            if t == 1:
+                half = theta // 2 if self.integer else theta / 2
+                self.v = np.full_like(self.v, half)
+            self.v = self.saturate(self.v + a + self.bias)
+            s = self.v >= theta
+            self.v = self.v - s * theta
+            self.spikes[0] += int(s.sum())
+            if p["record"]:
+                self.codes[n] += s
+        self.s_out.send(s.astype(self.s_out._d_type))
+
+
+@implements(proc=IFNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyIFNeuronFloat(_PyIFNeuron):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    v: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+@implements(proc=IFNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyIFNeuronFixed(_PyIFNeuron):
+    integer = True
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+# ---- output ------------------------------------------------------------------------------
+class _PyOutputAccumulator(_Common):
+    def run_spk(self) -> None:
+        p = self.proc_params
+        a = self.a_in.recv()
+        n, t = window(self.time_step, p["start"], p["period"], p["periods"], p["acc_steps"])
+        if n < 0:
+            return
+        steps = p["acc_steps"]
+        if not p["shifted"]:  # IF read-out: the full bias every step
+            u = self.u + a + self.bias
+        else:
+            step_bias = np.floor_divide(self.bias, steps) if self.integer else self.bias / steps
+            u = self.u + a * (1 << (p["src_bits"] - t)) + step_bias
+            if t == 1:
+                u = u + (self.bias - step_bias * steps)
+        self.u = self.saturate(u)
+        if t == steps:
+            self.logits[n] = self.u
+            self.u = np.zeros_like(self.u)
+
+
+@implements(proc=OutputAccumulator, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyOutputAccumulatorFloat(_PyOutputAccumulator):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    u: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    logits: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+@implements(proc=OutputAccumulator, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyOutputAccumulatorFixed(_PyOutputAccumulator):
+    integer = True
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    logits: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
