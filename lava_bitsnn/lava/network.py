@@ -13,6 +13,7 @@ window. Bit-serial neurons fire after accumulating; IF neurons fire while integr
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from lava_bitsnn.lava.procs.process import (
     OutputAccumulator,
 )
 
-STOP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -107,6 +108,10 @@ class Network:
             first.append(s if self.neuron == "if" else s + steps)
         return _Plan(start, first, acc, period)
 
+    def _source_fire_steps(self, idx: int) -> int:
+        """How many steps layer ``idx`` sends spikes for, per batch."""
+        return self._input_steps() if idx == 0 else self.time_steps
+
     # ---- build ---------------------------------------------------------------------------
     def _synapse_weight(self, layer: Layer, k: int) -> np.ndarray:
         syn = layer.synapses[k]
@@ -123,7 +128,8 @@ class Network:
         shape = (self.batch_size, *layer.shape)
         p = self.plan
         src = self.net.layers[layer.synapses[0].source]
-        src_bits = INPUT_BITS if src.kind == "input" else src.bits
+        # the source's code is sent over src_bits steps MSB-first (a graded input: 1 step)
+        src_bits = src.bits if src.kind != "input" else self._input_steps()
         if layer.kind == "output":
             return OutputAccumulator(shape=shape, bias=bias, src_bits=src_bits,
                                      acc_steps=p.acc_steps[idx],
@@ -165,6 +171,9 @@ class Network:
                                 stride=syn.stride, padding=syn.padding, groups=syn.groups,
                                 pool=syn.pool, flatten=syn.flatten, delay=delay,
                                 graded=src.kind == "input" and encoding == "graded",
+                                src_start=self.plan.first_spike[syn.source],
+                                src_steps=self._source_fire_steps(syn.source),
+                                period=self.plan.period, periods=periods,
                                 name=f"{layer.name}/syn{k}")
                 outs[syn.source].connect(sp.s_in)
                 sp.a_out.connect(proc.a_in)
@@ -194,6 +203,10 @@ class Network:
         if len(images) == 0:
             raise BitsnnError("no images to run")
         source, synapses, neurons = self.build(images, record)
+        error_log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        error_log.close()
+        for proc in [*neurons, *(sp for group in synapses for sp in group)]:
+            proc.proc_params["error_log"] = error_log.name
         total = self.total_steps(len(images))
         cfg = Loihi2SimCfg(select_tag="fixed_pt" if self.precision == "fixed" else "floating_pt")
         chunk = max(self.plan.period * 8, 64)
@@ -219,11 +232,13 @@ class Network:
             raise
         except Exception as exc:
             _shutdown(source, started)
-            raise BitsnnError(f"the Lava run failed: {type(exc).__name__}: {exc}") from None
+            raise BitsnnError(f"the Lava run failed: {_child_error(error_log.name) or exc}"
+                              ) from None
         else:
             _shutdown(source, started)
         finally:
             bar.close()
+            Path(error_log.name).unlink(missing_ok=True)
         result.wall_seconds = time.perf_counter() - t0
         return result
 
@@ -236,6 +251,10 @@ class Network:
             logits = logits / out_layer.threshold_unit
         if self.neuron == "if":
             logits = logits / self.time_steps
+        def real(var) -> int:
+            """Sum of a (batch index, slot) counter over the real (non-padding) samples."""
+            return int(var.get().reshape(-1)[:n].sum())
+
         codes: list[np.ndarray | None] = [images if record else None]
         counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
         for idx, layer in enumerate(self.net.layers[1:], start=1):
@@ -243,21 +262,31 @@ class Network:
             c.samples = n
             c.accumulate_steps = self.plan.acc_steps[idx]
             for sp in synapses[idx]:
-                c.synops += int(sp.synops.get()[0]) if not sp.proc_params["graded"] else 0
-                c.input_macs += int(sp.synops.get()[0]) if sp.proc_params["graded"] else 0
-                c.spikes_in += int(sp.spikes_in.get()[0])
+                ops = int(real(sp.synops))
+                if sp.proc_params["graded"]:
+                    c.input_macs += ops
+                else:
+                    c.synops += ops
+                c.spikes_in += int(real(sp.spikes_in))
             c.connections = int(sum(f.sum() for f in self._fan_outs[idx]))
             c.overflows = int(neurons[idx].overflows.get()[0])
             if layer.kind == "output":
                 codes.append(logits if record else None)
                 continue
             c.fire_steps = self.time_steps
-            c.spikes_out = int(neurons[idx].spikes.get()[0])
+            c.spikes_out = int(real(neurons[idx].spikes))
             codes.append(neurons[idx].codes.get().reshape(-1, *layer.shape)[:n]
                          .astype(np.int64) if record else None)
         p = self.plan
         return LavaResult(logits, codes, counts, total, p.start[-1] + p.acc_steps[-1] - 1,
                           p.period, 0.0)
+
+
+def _child_error(path: str) -> str:
+    """The first failing process and the last line of its traceback, from the error log."""
+    text = Path(path).read_text() if Path(path).exists() else ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"{lines[0].rstrip(':')}: {lines[-1]}" if lines else ""
 
 
 def _shutdown(source, started: bool) -> None:
@@ -268,8 +297,11 @@ def _shutdown(source, started: bool) -> None:
     stopper.start()
     stopper.join(STOP_TIMEOUT_S)
     if stopper.is_alive():
-        for child in multiprocessing.active_children():
+        children = multiprocessing.active_children()
+        for child in children:
             child.kill()
+        for child in children:
+            child.join(5)
 
 
 def _quiet_stop(source) -> None:

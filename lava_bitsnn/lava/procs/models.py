@@ -4,6 +4,8 @@ engine (lava_bitsnn.reference.engine) step for step; tests hold them equal."""
 
 from __future__ import annotations
 
+import traceback
+
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
@@ -36,7 +38,23 @@ def window(k: int, start: int, period: int, periods: int, length: int) -> tuple[
     return n, t + 1
 
 
-class _Common(PyLoihiProcessModel):
+class _Guarded(PyLoihiProcessModel):
+    """Runs ``step()``; a failure's traceback is appended to the run's error log (if the
+    builder gave one) so the parent can report it — Lava itself only logs it at INFO."""
+
+    def run_spk(self) -> None:
+        try:
+            self.step()
+        except Exception:
+            path = self.proc_params.get("error_log")
+            if path:
+                with open(path, "a") as f:
+                    f.write(f"in {self.proc_params.get('name', '?')} at step "
+                            f"{self.time_step}:\n{traceback.format_exc()}\n")
+            raise
+
+
+class _Common(_Guarded):
     """Fixed-point models saturate to 24 bits and count the clip events."""
 
     integer = False
@@ -55,8 +73,8 @@ class _Common(PyLoihiProcessModel):
 
 
 # ---- input -------------------------------------------------------------------------------
-class _PyImageSource(PyLoihiProcessModel):
-    def run_spk(self) -> None:
+class _PyImageSource(_Guarded):
+    def step(self) -> None:
         p = self.proc_params
         steps = 8 if p["encoding"] == "bit-serial" else p["steps"]
         n, t = window(self.time_step, 1, p["period"], self.images.shape[0], steps)
@@ -89,7 +107,7 @@ class _PyBitSynapse(_Common):
         super().__init__(proc_params)
         self.pipeline: list[np.ndarray] = []
 
-    def run_spk(self) -> None:
+    def step(self) -> None:
         p = self.proc_params
         zero = np.zeros(self.a_out.shape, dtype=self.a_out._d_type)
         while len(self.pipeline) < p["delay"] + 1:
@@ -103,12 +121,16 @@ class _PyBitSynapse(_Common):
         current = apply_synapse(s.astype(np.float64), w, p["kind"], p["stride"],
                                 p["padding"], p["groups"], p["pool"], p["flatten"])
         self.pipeline.append(self.to_state(current).astype(self.a_out._d_type))
-        if p["graded"]:  # one MAC per connection of every (non-padding) sample
-            samples = int(s.reshape(s.shape[0], -1).any(axis=1).sum())
-            self.synops[0] += int(self.fan_out.sum()) * samples
+        n, _ = window(self.time_step, p["src_start"], p["period"], p["periods"], p["src_steps"])
+        if n < 0:
+            return
+        per_sample = s.reshape(s.shape[0], -1)
+        if p["graded"]:  # one MAC per connection of every sample, each graded step
+            self.synops[n] += int(self.fan_out.sum())
         else:
-            self.synops[0] += int((s * self.fan_out).sum())
-            self.spikes_in[0] += int(s.sum())
+            self.synops[n] += np.rint((per_sample * self.fan_out.reshape(1, -1)).sum(axis=1)
+                                      ).astype(np.int64)
+            self.spikes_in[n] += np.rint(per_sample.sum(axis=1)).astype(np.int64)
 
 
 @implements(proc=BitSynapse, protocol=LoihiProtocol)
@@ -138,10 +160,22 @@ class PyBitSynapseFixed(_PyBitSynapse):
 
 # ---- bit-serial neuron -------------------------------------------------------------------
 class _PyBitSerialNeuron(_Common):
-    def run_spk(self) -> None:
+    def step(self) -> None:
         p = self.proc_params
         k = self.time_step
         a = self.a_in.recv()
+        # Fire first: with period == fire steps, batch n fires its last bit in the very step
+        # in which batch n+1 completes its accumulation and is handed over.
+        n, t = window(k, p["start"] + p["acc_steps"], p["period"], p["periods"],
+                      p["fire_steps"])
+        s = np.zeros(self.s_out.shape, dtype=bool)
+        if n >= 0:
+            theta = p["unit"] * (1 << (p["bits"] - t))
+            s = self.u_fire >= theta
+            self.u_fire = self.u_fire - s * theta
+            self.spikes[n] += s.reshape(s.shape[0], -1).sum(axis=1)
+            if p["record"]:
+                self.codes[n] += s.astype(self.codes.dtype) << (p["bits"] - t)
         n, t = window(k, p["start"], p["period"], p["periods"], p["acc_steps"])
         if n >= 0:
             steps = p["acc_steps"]
@@ -156,16 +190,6 @@ class _PyBitSerialNeuron(_Common):
             if t == steps:  # complete: hand over to the firing buffer
                 self.u_fire = self.u_acc
                 self.u_acc = np.zeros_like(self.u_acc)
-        n, t = window(k, p["start"] + p["acc_steps"], p["period"], p["periods"],
-                      p["fire_steps"])
-        s = np.zeros(self.s_out.shape, dtype=bool)
-        if n >= 0:
-            theta = p["unit"] * (1 << (p["bits"] - t))
-            s = self.u_fire >= theta
-            self.u_fire = self.u_fire - s * theta
-            self.spikes[0] += int(s.sum())
-            if p["record"]:
-                self.codes[n] += s.astype(self.codes.dtype) << (p["bits"] - t)
         self.s_out.send(s.astype(self.s_out._d_type))
 
 
@@ -200,7 +224,7 @@ class PyBitSerialNeuronFixed(_PyBitSerialNeuron):
 
 # ---- IF baseline -------------------------------------------------------------------------
 class _PyIFNeuron(_Common):
-    def run_spk(self) -> None:
+    def step(self) -> None:
         p = self.proc_params
         a = self.a_in.recv()
         n, t = window(self.time_step, p["start"], p["period"], p["periods"], p["steps"])
@@ -213,7 +237,7 @@ class _PyIFNeuron(_Common):
             self.v = self.saturate(self.v + a + self.bias)
             s = self.v >= theta
             self.v = self.v - s * theta
-            self.spikes[0] += int(s.sum())
+            self.spikes[n] += s.reshape(s.shape[0], -1).sum(axis=1)
             if p["record"]:
                 self.codes[n] += s
         self.s_out.send(s.astype(self.s_out._d_type))
@@ -248,7 +272,7 @@ class PyIFNeuronFixed(_PyIFNeuron):
 
 # ---- output ------------------------------------------------------------------------------
 class _PyOutputAccumulator(_Common):
-    def run_spk(self) -> None:
+    def step(self) -> None:
         p = self.proc_params
         a = self.a_in.recv()
         n, t = window(self.time_step, p["start"], p["period"], p["periods"], p["acc_steps"])

@@ -36,16 +36,20 @@ class BitSynapse(AbstractProcess):
     def __init__(self, *, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
                  weight: np.ndarray, fan_out: np.ndarray, kind: str, stride: int = 1,
                  padding: int = 0, groups: int = 1, pool: int = 1, flatten: bool = False,
-                 delay: int = 0, graded: bool = False, name: str = "synapse") -> None:
+                 delay: int = 0, graded: bool = False, src_start: int = 1,
+                 src_steps: int = 1, period: int = 1, periods: int = 1,
+                 name: str = "synapse") -> None:
         super().__init__(in_shape=in_shape, out_shape=out_shape, kind=kind, stride=stride,
                          padding=padding, groups=groups, pool=pool, flatten=flatten,
-                         delay=delay, graded=graded, name=name)
+                         delay=delay, graded=graded, src_start=src_start, src_steps=src_steps,
+                         period=period, periods=periods, name=name)
         self.s_in = InPort(shape=in_shape)
         self.a_out = OutPort(shape=out_shape)
         self.weight = Var(shape=weight.shape, init=weight)
         self.fan_out = Var(shape=fan_out.shape, init=fan_out)
-        self.synops = Var(shape=(1,), init=0)
-        self.spikes_in = Var(shape=(1,), init=0)
+        # counters per (batch index, sample slot): the builder sums the real samples only
+        self.synops = Var(shape=(periods, in_shape[0]), init=0)
+        self.spikes_in = Var(shape=(periods, in_shape[0]), init=0)
 
 
 class BitSerialNeuron(AbstractProcess):
@@ -65,7 +69,7 @@ class BitSerialNeuron(AbstractProcess):
         self.u_acc = Var(shape=shape, init=0)
         self.u_fire = Var(shape=shape, init=0)
         self.codes = Var(shape=(periods, *shape) if record else (1,), init=0)
-        self.spikes = Var(shape=(1,), init=0)
+        self.spikes = Var(shape=(periods, shape[0]), init=0)
         self.overflows = Var(shape=(1,), init=0)
 
 
@@ -83,7 +87,7 @@ class IFNeuron(AbstractProcess):
         self.bias = Var(shape=bias.shape, init=bias)
         self.v = Var(shape=shape, init=0)
         self.codes = Var(shape=(periods, *shape) if record else (1,), init=0)
-        self.spikes = Var(shape=(1,), init=0)
+        self.spikes = Var(shape=(periods, shape[0]), init=0)
         self.overflows = Var(shape=(1,), init=0)
 
 

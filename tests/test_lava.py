@@ -1,0 +1,182 @@
+"""Lava runtime: our synapse equals Lava's Dense/Conv; Lava fixed_pt spikes == integer
+reference spikes and Lava floating_pt == float reference, every layer, on real data and random
+networks (residual, depthwise); IF baseline; T < b; bad input; failure handling."""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lava_bitsnn.convert.fanout import fan_out
+from lava_bitsnn.convert.ir import Synapse
+from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.errors import BitsnnError
+from lava_bitsnn.lava.network import Network
+from lava_bitsnn.lava.procs.process import BitSynapse
+from lava_bitsnn.reference import ReferenceEngine
+from lava_bitsnn.reference.qann import integer_qann
+from tests.random_nets import random_qcfs_net
+
+
+def _run_pair(source_data, lava_conn, ours, out_shape_lava, out_shape_ours, steps, tag):
+    """Drive Lava's connection and ours with the same spikes; return both output traces."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    traces = []
+    for conn, data, shape in ((lava_conn, source_data[0], out_shape_lava),
+                              (ours, source_data[1], out_shape_ours)):
+        src = Source(data=data)
+        sink = Sink(shape=shape, buffer=steps)
+        src.s_out.connect(conn.s_in)
+        conn.a_out.connect(sink.a_in)
+        try:
+            src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=tag))
+            traces.append(sink.data.get())
+        finally:
+            src.stop()
+    return traces
+
+
+def test_bit_synapse_equals_lava_dense_fixed():
+    from lava.proc.dense.process import Dense
+
+    rng = np.random.default_rng(1)
+    n_in, n_out, steps = 12, 5, 6
+    for exp in (0, 2):
+        m = rng.integers(-128, 128, (n_out, n_in))
+        spikes = rng.integers(0, 2, (n_in, steps))
+        lava_dense = Dense(weights=2 * m, weight_exp=exp - 1, num_message_bits=0)
+        syn = Synapse(0, "dense", m.astype(float))
+        ours = BitSynapse(in_shape=(1, n_in), out_shape=(1, n_out), weight=m << exp,
+                          fan_out=fan_out(syn, (n_in,)), kind="dense")
+        a, b = _run_pair((spikes, spikes[None]), lava_dense, ours, (n_out,), (1, n_out), steps,
+                         "fixed_pt")
+        np.testing.assert_array_equal(a, b[0])
+        # send-first: step 1 emits nothing, step t+1 emits W · s(t)
+        np.testing.assert_array_equal(a[:, 0], 0)
+        np.testing.assert_array_equal(a[:, 1:], (m << exp) @ spikes[:, :-1])
+
+
+@pytest.mark.parametrize("groups,stride,padding", [(1, 1, 1), (1, 2, 1), (3, 1, 0)])
+def test_bit_synapse_equals_lava_conv(groups, stride, padding):
+    from lava.proc.conv.process import Conv
+
+    rng = np.random.default_rng(groups + stride)
+    c, h, w, out_ch, k, steps = 3, 6, 6, 6, 3, 4
+    weight = rng.integers(-60, 60, (out_ch, c // groups, k, k))
+    spikes = rng.integers(0, 2, (c, h, w, steps))
+    syn = Synapse(0, "conv", weight.astype(float), stride, padding, groups)
+    ho = (h + 2 * padding - k) // stride + 1
+    lava_conv = Conv(weight=weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1), input_shape=(w, h, c),
+                     padding=padding, stride=stride, groups=groups)
+    ours = BitSynapse(in_shape=(1, c, h, w), out_shape=(1, out_ch, ho, ho), weight=weight,
+                      fan_out=fan_out(syn, (c, h, w)), kind="conv", stride=stride,
+                      padding=padding, groups=groups)
+    whc = spikes.transpose(2, 1, 0, 3)
+    a, b = _run_pair((whc, spikes[None]), lava_conv, ours, (ho, ho, out_ch), (1, out_ch, ho, ho),
+                     steps, "fixed_pt")
+    np.testing.assert_array_equal(a.transpose(2, 1, 0, 3), b[0])
+    assert np.abs(b).sum() > 0
+
+
+def _assert_codes_equal(lava_codes, ref_codes, layers):
+    for i, layer in enumerate(layers):
+        if layer.kind == "neuron":
+            np.testing.assert_array_equal(lava_codes[i], ref_codes[i], err_msg=layer.name)
+
+
+@pytest.mark.parametrize("precision,batch", [("fixed", 1), ("fixed", 4), ("float", 3)])
+def test_digits_lava_equals_reference(digits_net, digits_data, precision, batch):
+    x = digits_data.test.images[:9]
+    result = Network(digits_net, precision, batch_size=batch).run_dataset(x, record=True)
+    ref = ReferenceEngine(digits_net, precision, fused=False).run_batch(x)
+    _assert_codes_equal(result.codes, ref.codes, digits_net.layers)
+    if precision == "fixed":
+        _assert_codes_equal(result.codes, integer_qann(digits_net, x), digits_net.layers)
+        np.testing.assert_array_equal(result.logits, ref.logits)
+    else:
+        np.testing.assert_allclose(result.logits, ref.logits, rtol=0, atol=1e-9)
+    for mine, theirs in zip(result.counts[1:], ref.counts[1:], strict=True):
+        assert (mine.synops, mine.spikes_out, mine.spikes_in, mine.overflows) == \
+            (theirs.synops, theirs.spikes_out, theirs.spikes_in, theirs.overflows)
+    assert result.period == 8 and result.latency > 0
+
+
+@pytest.mark.parametrize("neuron,time_steps", [("if", 5), ("bit-serial", 2)])
+def test_digits_if_and_fewer_steps(digits_net, digits_data, neuron, time_steps):
+    x = digits_data.test.images[:6]
+    for precision in ("fixed", "float"):
+        result = Network(digits_net, precision, neuron, time_steps, batch_size=3).run_dataset(
+            x, record=True)
+        ref = ReferenceEngine(digits_net, precision, neuron, time_steps, fused=False
+                              ).run_batch(x)
+        _assert_codes_equal(result.codes, ref.codes, digits_net.layers)
+        np.testing.assert_allclose(result.logits, ref.logits, rtol=0, atol=1e-9)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), bits=st.integers(2, 6),
+       encoding=st.sampled_from(["bit-serial", "graded"]))
+def test_random_residual_depthwise_networks_on_lava(seed, bits, encoding):
+    model = random_qcfs_net(seed, bits, 2, 8, ("depthwise", "residual", "pool", "stride2"))
+    net = convert_model(model, (2, 8, 8), [0.3, 0.5], [0.3, 0.4], list("abcde"),
+                        encoding=encoding)
+    x = np.random.default_rng(seed).integers(0, 256, (5, 2, 8, 8), dtype=np.uint8)
+    result = Network(net, "fixed", batch_size=2).run_dataset(x, record=True)
+    _assert_codes_equal(result.codes, integer_qann(net, x), net.layers)
+    ref = ReferenceEngine(net, "fixed", fused=False).run_batch(x)
+    np.testing.assert_array_equal(result.logits, ref.logits)
+
+
+def test_mnist_subset_on_lava(tmp_path):
+    from lava_bitsnn.ann.data import Split, load_dataset
+    from lava_bitsnn.ann.train import TrainConfig, train
+    from lava_bitsnn.convert.model import convert_checkpoint
+    from tests.conftest import shared_dataset_dir
+
+    data = load_dataset("mnist", shared_dataset_dir("mnist"))
+    data.train = Split(data.train.images[:2000], data.train.labels[:2000])
+    data.test = Split(data.test.images[:500], data.test.labels[:500])
+    train(TrainConfig(arch="mnist-cnn", dataset="mnist", epochs=1, batch_size=64, lr=0.05),
+          data, str(tmp_path / "m.pt"), progress=False)
+    net = convert_checkpoint(tmp_path / "m.pt")
+    x = data.test.images[:8]
+    result = Network(net, "fixed", batch_size=4).run_dataset(x, record=True)
+    _assert_codes_equal(result.codes, integer_qann(net, x), net.layers)
+    ref = ReferenceEngine(net, "fixed").run_batch(data.test.images)
+    assert (ref.predictions == data.test.labels).mean() > 0.8
+
+
+def test_overflow_is_counted_not_silent(digits_net, digits_data):
+    import copy
+
+    net = copy.deepcopy(digits_net)
+    net.layers[1].bias_int = net.layers[1].bias_int + (1 << 23)  # forces saturation
+    x = digits_data.test.images[:2]
+    result = Network(net, "fixed").run_dataset(x)
+    ref = ReferenceEngine(net, "fixed", fused=False).run_batch(x)
+    assert result.counts[1].overflows > 0
+    assert result.counts[1].overflows == ref.counts[1].overflows
+
+
+def test_bad_input(digits_net, tmp_path):
+    with pytest.raises(BitsnnError, match="does not match"):
+        Network(digits_net).run_dataset(np.zeros((2, 1, 28, 28), dtype=np.uint8))
+    with pytest.raises(BitsnnError, match="time steps"):
+        Network(digits_net, time_steps=9)
+
+
+def test_failed_run_stops_and_leaves_no_children(digits_net, digits_data):
+    import copy
+
+    net = copy.deepcopy(digits_net)
+    syn = net.layers[2].synapses[0]
+    syn.weight_int = syn.weight_int[:, :5]  # wrong shape: fails inside the Lava process
+    with pytest.raises(BitsnnError, match="Lava run failed"):
+        Network(net, "fixed").run_dataset(digits_data.test.images[:2])
+    assert not [c for c in multiprocessing.active_children() if c.is_alive()]
