@@ -62,12 +62,16 @@ class LayerReport:
     ann_vs_float_unexplained: int = 0  # of those, at a first-differing layer and not at an edge
     qann_vs_fixed: int = 0
     float_vs_fixed: int = 0
+    lava_fixed_vs_reference: int = 0  # Lava fixed_pt vs integer reference (must be 0)
+    lava_float_vs_ann: int = 0
+    lava_float_unexplained: int = 0  # must be 0, as for the float reference
 
 
 @dataclass
 class VerifyReport:
     samples: int
     layers: list[LayerReport] = field(default_factory=list)
+    lava_samples: int = 0
     accuracy: dict[str, float] = field(default_factory=dict)
     agreement: dict[str, float] = field(default_factory=dict)
     logit_mismatches: int = 0  # integer QANN logits vs fixed-point SNN logits (must be 0)
@@ -75,22 +79,72 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return self.logit_mismatches == 0 and all(
-            r.qann_vs_fixed == 0 and r.ann_vs_float_unexplained == 0 for r in self.layers)
+            r.qann_vs_fixed == 0 and r.ann_vs_float_unexplained == 0 and
+            r.lava_fixed_vs_reference == 0 and r.lava_float_unexplained == 0
+            for r in self.layers)
 
     def merge(self, other: VerifyReport) -> None:
         if not self.layers:
             self.layers = [LayerReport(r.name, r.neurons) for r in other.layers]
         for mine, theirs in zip(self.layers, other.layers, strict=True):
             for key in ("ann_vs_float", "ann_vs_float_unexplained", "qann_vs_fixed",
-                        "float_vs_fixed"):
+                        "float_vs_fixed", "lava_fixed_vs_reference", "lava_float_vs_ann",
+                        "lava_float_unexplained"):
                 setattr(mine, key, getattr(mine, key) + getattr(theirs, key))
         self.logit_mismatches += other.logit_mismatches
+        self.lava_samples += other.lava_samples
+        if not other.samples:
+            return
         total = self.samples + other.samples
         for d_self, d_other in ((self.accuracy, other.accuracy),
                                 (self.agreement, other.agreement)):
             for key, value in d_other.items():
                 d_self[key] = (d_self.get(key, 0.0) * self.samples + value * other.samples) / total
         self.samples = total
+
+
+def _float_vs_ann(net: Network, codes: list[np.ndarray], ann: AnnTrace
+                  ) -> dict[int, tuple[int, int]]:
+    """Per hidden layer: (mismatching codes, of which unexplained). A mismatch is explained
+    when it sits at a bin edge in the first layer where its sample differs (later layers
+    inherit the difference)."""
+    hidden = [(i, layer) for i, layer in enumerate(net.layers) if layer.kind == "neuron"]
+    n = len(codes[0])
+    never = len(net.layers)
+    first = np.full(n, never)
+    diffs = {}
+    for i, layer in hidden:
+        d = (codes[i] != ann.codes[layer.name]).reshape(n, -1)
+        diffs[i] = d
+        first[d.any(axis=1) & (first == never)] = i
+    out = {}
+    for i, layer in hidden:
+        off_edge = ann.edge[layer.name].reshape(n, -1) >= EDGE_TOL
+        at_first = diffs[i] & (first == i)[:, None]
+        out[i] = (int(diffs[i].sum()), int((at_first & off_edge).sum()))
+    return out
+
+
+def verify_lava(model: nn.Module, net: Network, pixels: np.ndarray, batch_size: int = 8
+                ) -> VerifyReport:
+    """Lava fixed_pt against the integer reference, Lava floating_pt against the ANN."""
+    from lava_bitsnn.lava.network import Network as LavaNetwork
+
+    ann = ann_trace(model, pixels, net.normalisation["mean"], net.normalisation["std"])
+    fixed = LavaNetwork(net, "fixed", batch_size=batch_size).run_dataset(pixels, record=True)
+    floating = LavaNetwork(net, "float", batch_size=batch_size).run_dataset(pixels, record=True)
+    ref = ReferenceEngine(net, "fixed").run_batch(pixels)
+    float_cmp = _float_vs_ann(net, floating.codes, ann)
+    report = VerifyReport(0, lava_samples=len(pixels))
+    for i, layer in enumerate(net.layers):
+        if layer.kind != "neuron":
+            continue
+        r = LayerReport(layer.name, layer.size)
+        r.lava_fixed_vs_reference = int((fixed.codes[i] != ref.codes[i]).sum())
+        r.lava_float_vs_ann, r.lava_float_unexplained = float_cmp[i]
+        report.layers.append(r)
+    report.logit_mismatches = int((fixed.logits != ref.logits).sum())
+    return report
 
 
 def verify_batch(model: nn.Module, net: Network, pixels: np.ndarray, labels: np.ndarray
@@ -100,25 +154,15 @@ def verify_batch(model: nn.Module, net: Network, pixels: np.ndarray, labels: np.
     snn_float = ReferenceEngine(net, "float").run_batch(pixels)
     snn_fixed = ReferenceEngine(net, "fixed", fused=False).run_batch(pixels)
     qann = integer_qann(net, pixels)
-    hidden = [(i, layer) for i, layer in enumerate(net.layers) if layer.kind == "neuron"]
-    n = len(labels)
-    first_diff = np.full(n, len(net.layers))  # first layer at which a sample differs
-    diffs = {}
-    for i, layer in hidden:
-        d = (snn_float.codes[i] != ann.codes[layer.name]).reshape(n, -1)
-        diffs[i] = d
-        newly = d.any(axis=1) & (first_diff == len(net.layers))
-        first_diff[newly] = i
-    report = VerifyReport(n)
+    float_cmp = _float_vs_ann(net, snn_float.codes, ann)
+    report = VerifyReport(len(labels))
     report.logit_mismatches = int(
         (qann[-1] / net.output.threshold_unit != snn_fixed.logits).sum())
-    for i, layer in hidden:
+    for i, layer in enumerate(net.layers):
+        if layer.kind != "neuron":
+            continue
         r = LayerReport(layer.name, layer.size)
-        d = diffs[i]
-        r.ann_vs_float = int(d.sum())
-        at_first = d & (first_diff == i)[:, None]
-        off_edge = ann.edge[layer.name].reshape(n, -1) >= EDGE_TOL
-        r.ann_vs_float_unexplained = int((at_first & off_edge).sum())
+        r.ann_vs_float, r.ann_vs_float_unexplained = float_cmp[i]
         r.qann_vs_fixed = int((qann[i] != snn_fixed.codes[i]).sum())
         r.float_vs_fixed = int((snn_float.codes[i] != snn_fixed.codes[i]).sum())
         report.layers.append(r)

@@ -116,9 +116,18 @@ def test_export_run_verify_end_to_end(digits_checkpoint, tmp_path):
                 "--neuron", "if", "--time-steps", "16", "--precision", "float")
     assert proc.returncode == 0 and "T=16" in proc.stdout, proc.stderr
     proc = _cli("verify", str(digits_checkpoint), str(net), "--dataset", "digits",
-                "--samples", "120")
+                "--samples", "120", "--lava-samples", "8")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK:" in proc.stdout and "QANN!=fixedSNN" in proc.stdout
+    assert "Lava fixed!=ref" in proc.stdout
+    lava_json = tmp_path / "lava.json"
+    proc = _cli("run", str(net), "--engine", "lava", "--dataset", "digits", "--samples", "12",
+                "--batch-size", "4", "--quiet", "--json", str(lava_json))
+    assert proc.returncode == 0, proc.stderr
+    lava = json.loads(lava_json.read_text())
+    reference = _cli("run", str(net), "--dataset", "digits", "--samples", "12", "--quiet")
+    assert f"{100 * lava['accuracy']:.2f}%" in reference.stdout  # same accuracy as reference
+    assert lava["period_steps"] == 8 and lava["steps_per_sample"] == 2.0
 
 
 def test_export_bad_input(digits_checkpoint, tmp_path):
@@ -156,6 +165,8 @@ def test_run_and_verify_bad_input(digits_checkpoint, digits_net, tmp_path):
     _one_line_error(_cli("run", str(tmp_path / "none.net"), "--dataset", "digits"),
                     "does not exist")
     _one_line_error(_cli("run", str(net), "--dataset", "digits", "--neuron", "bit-serial",
+                         "--time-steps", "7"), "bit-serial time steps must be")
+    _one_line_error(_cli("run", str(net), "--engine", "lava", "--dataset", "digits",
                          "--time-steps", "7"), "bit-serial time steps must be")
     other = tmp_path / "other.pt"
     other.write_bytes(digits_checkpoint.read_bytes() + b"\0")  # same weights, other hash

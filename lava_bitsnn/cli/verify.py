@@ -13,9 +13,14 @@ from lava_bitsnn.cli.common import add_data_args, batches, run_cli, test_split, 
 
 def table(report) -> str:
     head = ("layer", "neurons", "ANN!=floatSNN", "(off-edge)", "QANN!=fixedSNN", "float!=fixed")
-    rows = [head] + [(r.name, f"{r.neurons:,}", f"{r.ann_vs_float:,}",
-                      f"{r.ann_vs_float_unexplained:,}", f"{r.qann_vs_fixed:,}",
-                      f"{r.float_vs_fixed:,}") for r in report.layers]
+    rows = [(r.name, f"{r.neurons:,}", f"{r.ann_vs_float:,}", f"{r.ann_vs_float_unexplained:,}",
+             f"{r.qann_vs_fixed:,}", f"{r.float_vs_fixed:,}") for r in report.layers]
+    if report.lava_samples:
+        head += ("Lava fixed!=ref", "Lava float!=ANN", "(off-edge)")
+        rows = [row + (f"{r.lava_fixed_vs_reference:,}", f"{r.lava_float_vs_ann:,}",
+                       f"{r.lava_float_unexplained:,}")
+                for row, r in zip(rows, report.layers, strict=True)]
+    rows = [head] + rows
     widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
                                for i, (c, w) in enumerate(zip(r, widths, strict=True)))
@@ -28,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("network", help="netx file written by bitsnn-export")
     add_data_args(p)
     p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--lava-samples", type=int, default=16,
+                   help="also run the first N images on Lava, fixed and float (0: skip)")
     p.add_argument("--json", help="also write the report to this JSON file")
     return p
 
@@ -41,7 +48,7 @@ def _main(args: argparse.Namespace) -> int:
     from lava_bitsnn.errors import BitsnnError
     from lava_bitsnn.files import check_writable
     from lava_bitsnn.netx import read_network
-    from lava_bitsnn.verify import EDGE_TOL, VerifyReport, verify_batch
+    from lava_bitsnn.verify import EDGE_TOL, VerifyReport, verify_batch, verify_lava
 
     if args.json:
         check_writable(args.json)
@@ -56,6 +63,8 @@ def _main(args: argparse.Namespace) -> int:
     report = VerifyReport(0)
     for start, stop in tqdm(batches(len(labels), args.batch_size), leave=False, unit="batch"):
         report.merge(verify_batch(model, net, images[start:stop], labels[start:stop]))
+    if args.lava_samples > 0:
+        report.merge(verify_lava(model, net, images[:args.lava_samples]))
     print(table(report))
     acc = report.accuracy
     print(f"accuracy: ANN {100 * acc['ann']:.2f}%  float SNN {100 * acc['float_snn']:.2f}%  "
@@ -66,6 +75,9 @@ def _main(args: argparse.Namespace) -> int:
           f"float/fixed SNN {100 * agr['float_snn_vs_fixed_snn']:.2f}%  "
           f"QANN/fixed SNN {100 * agr['int_qann_vs_fixed_snn']:.2f}%  "
           f"(logit mismatches QANN/fixed: {report.logit_mismatches})")
+    if report.lava_samples:
+        print(f"Lava: {report.lava_samples} images run as Lava processes (Loihi2SimCfg), "
+              "fixed_pt and floating_pt")
     verdict = "OK" if report.ok else "FAILED"
     print(f"{verdict}: fixed SNN == integer QANN bit for bit; every ANN/float-SNN difference is a "
           f"bin-edge case (|z/Δ+½ − round| < {EDGE_TOL:g}); float/fixed gap = weight rounding")
