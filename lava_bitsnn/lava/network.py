@@ -62,11 +62,14 @@ class _Plan:
 
 
 class Network:
-    """A netx network on Lava's CPU simulator (``precision``: fixed | float)."""
+    """A netx network on Lava's CPU simulator (``precision``: fixed | float).
+
+    ``pipelined=False`` admits the next batch only after the previous one's logits (sequential
+    processing, for comparison with the default streaming schedule)."""
 
     def __init__(self, network: str | Path | IRNetwork, precision: str = "fixed",
                  neuron: str = "bit-serial", time_steps: int | None = None,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, pipelined: bool = True) -> None:
         if precision not in ("fixed", "float"):
             raise BitsnnError("precision must be fixed or float")
         if neuron not in ("bit-serial", "if"):
@@ -86,6 +89,9 @@ class Network:
             raise BitsnnError("time steps and batch size must be at least 1")
         self.batch_size = batch_size
         self.plan = self._plan()
+        if not pipelined:  # one batch in flight at a time: the next enters after the logits
+            p = self.plan
+            p.period = p.start[-1] + p.acc_steps[-1] - 1
         self._fan_outs = [[fan_out(s, self.net.layers[s.source].shape) for s in layer.synapses]
                           for layer in self.net.layers]
 
