@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from lava_bitsnn.ann.data import load_dataset
 from lava_bitsnn.ann.train import TrainConfig, augment_batch, evaluate, train
 from lava_bitsnn.errors import BitsnnError
 
@@ -15,8 +14,8 @@ FAST = dict(arch="mnist-cnn", dataset="digits", bits=4, batch_size=64, lr=0.05, 
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+def digits(digits_data):
+    return digits_data
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,16 @@ class _Common(_Guarded):
             u = np.clip(u, ACC_MIN, ACC_MAX)
         return u
 
+    def accumulate(self, u: np.ndarray, a: np.ndarray, t: int, steps: int, src_bits: int
+                   ) -> np.ndarray:
+        """``u + (a << (src_bits − t)) + bias/steps``; in fixed point the integer quotient,
+        with the remainder added at ``t = 1`` so the ``steps`` steps add exactly ``bias``."""
+        step_bias = np.floor_divide(self.bias, steps) if self.integer else self.bias / steps
+        u = u + a * (1 << (src_bits - t)) + step_bias
+        if t == 1:
+            u = u + (self.bias - step_bias * steps)
+        return self.saturate(u)
+
     def to_state(self, x: np.ndarray) -> np.ndarray:
         return np.rint(x).astype(np.int64) if self.integer else x.astype(np.float64)
 
@@ -178,16 +188,8 @@ class _PyBitSerialNeuron(_Common):
                 self.codes[n] += s.astype(self.codes.dtype) << (p["bits"] - t)
         n, t = window(k, p["start"], p["period"], p["periods"], p["acc_steps"])
         if n >= 0:
-            steps = p["acc_steps"]
-            if self.integer:
-                step_bias = np.floor_divide(self.bias, steps)
-            else:
-                step_bias = self.bias / steps
-            u = self.u_acc + a * (1 << (p["src_bits"] - t)) + step_bias
-            if t == 1:
-                u = u + (self.bias - step_bias * steps)
-            self.u_acc = self.saturate(u)
-            if t == steps:  # complete: hand over to the firing buffer
+            self.u_acc = self.accumulate(self.u_acc, a, t, p["acc_steps"], p["src_bits"])
+            if t == p["acc_steps"]:  # complete: hand over to the firing buffer
                 self.u_fire = self.u_acc
                 self.u_acc = np.zeros_like(self.u_acc)
         self.s_out.send(s.astype(self.s_out._d_type))
@@ -278,16 +280,11 @@ class _PyOutputAccumulator(_Common):
         n, t = window(self.time_step, p["start"], p["period"], p["periods"], p["acc_steps"])
         if n < 0:
             return
-        steps = p["acc_steps"]
-        if not p["shifted"]:  # IF read-out: the full bias every step
-            u = self.u + a + self.bias
-        else:
-            step_bias = np.floor_divide(self.bias, steps) if self.integer else self.bias / steps
-            u = self.u + a * (1 << (p["src_bits"] - t)) + step_bias
-            if t == 1:
-                u = u + (self.bias - step_bias * steps)
-        self.u = self.saturate(u)
-        if t == steps:
+        if p["shifted"]:
+            self.u = self.accumulate(self.u, a, t, p["acc_steps"], p["src_bits"])
+        else:  # IF read-out: the full bias every step
+            self.u = self.saturate(self.u + a + self.bias)
+        if t == p["acc_steps"]:
             self.logits[n] = self.u
             self.u = np.zeros_like(self.u)
 
