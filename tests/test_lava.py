@@ -180,3 +180,35 @@ def test_failed_run_stops_and_leaves_no_children(digits_net, digits_data):
     with pytest.raises(BitsnnError, match="Lava run failed"):
         Network(net, "fixed").run_dataset(digits_data.test.images[:2])
     assert not [c for c in multiprocessing.active_children() if c.is_alive()]
+
+
+def test_ctrl_c_stops_cleanly(digits_net, tmp_path):
+    """SIGINT to the process group (what a terminal's Ctrl-C sends) mid-run: one line, exit
+    130, no process left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lava_bitsnn.netx import write_network
+
+    net = tmp_path / "d.net"
+    write_network(digits_net, net)
+    proc = subprocess.Popen([sys.executable, "-m", "lava_bitsnn.cli.run", str(net), "--engine",
+                             "lava", "--dataset", "digits", "--batch-size", "1", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    time.sleep(15)  # imports, compilation, then a few hundred steps
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "bitsnn-run: interrupted"
+    for _ in range(20):  # helpers such as multiprocessing's resource tracker exit after it
+        leftover = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True,
+                                  text=True).stdout.strip()
+        if not leftover:
+            break
+        time.sleep(0.5)
+    assert leftover == ""

@@ -13,6 +13,7 @@ window. Bit-serial neurons fire after accumulating; IF neurons fire while integr
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import tempfile
 import threading
 import time
@@ -215,25 +216,25 @@ class Network:
             proc.proc_params["error_log"] = error_log.name
         total = self.total_steps(len(images))
         cfg = Loihi2SimCfg(select_tag="fixed_pt" if self.precision == "fixed" else "floating_pt")
-        chunk = max(self.plan.period * 8, 64)
+        chunk = max(self.plan.period * 4, 32)
         bar = tqdm(total=len(images), unit="img", disable=not progress, leave=False)
         t0 = time.perf_counter()
         started = False
         try:
-            done = 0
-            while done < total:
-                n = min(chunk, total - done)
-                source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
-                started = True
-                done += n
-                bar.n = min(len(images), max(0, (done - self.plan.start[-1]) //
-                                                self.plan.period * self.batch_size))
-                bar.refresh()
+            with _DeferredInterrupt() as interrupt:
+                done = 0
+                while done < total:
+                    n = min(chunk, total - done)
+                    source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+                    started = True
+                    done += n
+                    if interrupt.requested:  # the runtime is paused: stop cleanly
+                        raise KeyboardInterrupt
+                    bar.n = min(len(images), max(0, (done - self.plan.start[-1]) //
+                                                    self.plan.period * self.batch_size))
+                    bar.refresh()
             result = self._collect(images, synapses, neurons, record, total)
-        except KeyboardInterrupt:
-            _shutdown(source, started)
-            raise
-        except BitsnnError:
+        except (KeyboardInterrupt, BitsnnError):
             _shutdown(source, started)
             raise
         except Exception as exc:
@@ -286,6 +287,28 @@ class Network:
         p = self.plan
         return LavaResult(logits, codes, counts, total, p.start[-1] + p.acc_steps[-1] - 1,
                           p.period, 0.0)
+
+
+class _DeferredInterrupt:
+    """While active (main thread only), Ctrl-C sets ``requested`` instead of raising: Lava's
+    blocking wait for a run to finish swallows KeyboardInterrupt, and a runtime interrupted
+    mid-step cannot be stopped. The run loop checks the flag between chunks of steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _child_error(path: str) -> str:
