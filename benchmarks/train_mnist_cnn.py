@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MODELS = ROOT / "runs" / "benchmarks"
 
+DIGITS_SWEEP = (0.0, 1e-6, 3e-6, 1e-5, 3e-5)  # bit-ℓ1 coefficients for --digits-sweep
+
 CONFIGS = {
     "fashion-mnist": dict(dataset="fashion-mnist", epochs=12, augment=True),
     "mnist": dict(dataset="mnist", epochs=8, augment=True),
@@ -39,7 +41,11 @@ def main() -> None:
     p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"))
     p.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--epochs", type=int, help="override the epochs of every configuration")
+    p.add_argument("--digits-sweep", action="store_true",
+                   help="instead: bit-l1 sweep on digits (15 epochs each, seconds per run)")
     args = p.parse_args()
+    if args.digits_sweep:
+        return digits_sweep()
     RESULTS.mkdir(parents=True, exist_ok=True)
     MODELS.mkdir(parents=True, exist_ok=True)
     out_file = RESULTS / "train_mnist_cnn.json"
@@ -68,6 +74,25 @@ def main() -> None:
         }
         print(json.dumps({name: results[name]}, indent=1))
         out_file.write_text(json.dumps(results, indent=1))
+
+
+def digits_sweep() -> None:
+    """Accuracy vs mean 1-bits per activation on sklearn digits for several bit-ℓ1 weights."""
+    data = load_dataset("digits")
+    rows = {}
+    for coef in DIGITS_SWEEP:
+        cfg = TrainConfig(arch="mnist-cnn", dataset="digits", bits=4, epochs=15, batch_size=64,
+                          lr=0.05, seed=0, bit_l1=coef)
+        ckpt = train(cfg, data, str(MODELS / f"digits-bitl1-{coef:g}.pt"), progress=False)
+        last = ckpt["log"][-1]
+        rows[f"{coef:g}"] = {"test_accuracy": last["test_accuracy"],
+                             "bits_per_activation": last["bits_per_activation"]}
+        print(f"bit-l1 {coef:g}: accuracy {100 * last['test_accuracy']:.2f}%  "
+              f"bits/activation {last['bits_per_activation']:.3f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bitl1_digits_sweep.json").write_text(json.dumps(
+        {"command": "python benchmarks/train_mnist_cnn.py --digits-sweep", "rows": rows},
+        indent=1))
 
 
 if __name__ == "__main__":

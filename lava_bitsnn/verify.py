@@ -152,7 +152,7 @@ def verify_batch(model: nn.Module, net: Network, pixels: np.ndarray, labels: np.
     """Compare ANN, integer QANN, float SNN and fixed SNN on one batch."""
     ann = ann_trace(model, pixels, net.normalisation["mean"], net.normalisation["std"])
     snn_float = ReferenceEngine(net, "float").run_batch(pixels)
-    snn_fixed = ReferenceEngine(net, "fixed", fused=False).run_batch(pixels)
+    snn_fixed = ReferenceEngine(net, "fixed").run_batch(pixels)  # fused == step-wise (tested)
     qann = integer_qann(net, pixels)
     float_cmp = _float_vs_ann(net, snn_float.codes, ann)
     report = VerifyReport(len(labels))
