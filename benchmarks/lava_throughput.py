@@ -48,13 +48,18 @@ def main() -> None:
             "samples": 2000, "wall_seconds": wall, "samples_per_second": 2000 / wall}
     sub = x[:args.lava_samples]
     expected = ReferenceEngine(net, "fixed").run_batch(sub)
-    configs = [("sequential B=1", 1, False, 16), ("streaming B=1", 1, True, 16),
-               ("batched B=16", 16, True, args.lava_samples),
-               ("batched B=64", 64, True, args.lava_samples)]
-    for label, batch, pipelined, n in configs:
-        lava = Network(net, "fixed", batch_size=batch, pipelined=pipelined)
+    configs = [("sequential B=1", "bit-serial", 1, False, 16),
+               ("streaming B=1", "bit-serial", 1, True, 16),
+               ("batched B=16", "bit-serial", 16, True, args.lava_samples),
+               ("batched B=64", "bit-serial", 64, True, args.lava_samples),
+               ("rate-coded IF T=32, batched B=16", "if", 16, True, 32)]
+    for label, neuron, batch, pipelined, n in configs:
+        steps = 32 if neuron == "if" else None
+        lava = Network(net, "fixed", neuron, steps, batch_size=batch, pipelined=pipelined)
         result = lava.run_dataset(sub[:n])
-        exact = bool(np.array_equal(result.logits, expected.logits[:n]))
+        reference = expected if neuron == "bit-serial" else ReferenceEngine(
+            net, "fixed", "if", 32).run_batch(sub[:n])
+        exact = bool(np.array_equal(result.logits, reference.logits[:n]))
         rows[f"lava fixed {label}"] = {
             "samples": n, "wall_seconds": result.wall_seconds,
             "samples_per_second": n / result.wall_seconds, "simulated_steps": result.steps,

@@ -48,6 +48,11 @@ def test_round_trip_with_skip_edges_and_depthwise(tmp_path):
     assert any(len(layer.synapses) == 2 for layer in back.layers)
 
 
+def _replace(group, key, value):
+    del group[key]
+    group[key] = value
+
+
 def _mutate(src, dst, fn):
     dst.write_bytes(src.read_bytes())
     with h5py.File(dst, "a") as f:
@@ -60,8 +65,9 @@ def _mutate(src, dst, fn):
     (lambda f: f.attrs.__delitem__("bits"), "missing attribute"),
     (lambda f: f["layer/3"].__delitem__("source"), "'source'"),
     (lambda f: f.__delitem__("layer/6"), "last layer must be the output"),
-    (lambda f: f["layer/1/neuron/type"][...].__class__ and f["layer/1/neuron"].__delitem__(
-        "type") or f["layer/1/neuron"].create_dataset("type", data="MYSTERY"), "unknown neuron"),
+    (lambda f: _replace(f["layer/1/neuron"], "type", "MYSTERY"), "unknown neuron"),
+    (lambda f: _replace(f["layer/2"], "weight_float", np.full((32, 32, 3, 3), np.nan)),
+     "NaN or Inf"),
 ])
 def test_reader_rejects_broken_files(digits_net, tmp_path, mutation, message):
     good = tmp_path / "good.net"
