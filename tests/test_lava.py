@@ -195,8 +195,10 @@ def test_ctrl_c_stops_cleanly(digits_net, tmp_path):
 
     net = tmp_path / "d.net"
     write_network(digits_net, net)
+    # IF at T=32, one sample per batch: ~11,500 steps, far longer than the wait below
     proc = subprocess.Popen([sys.executable, "-m", "lava_bitsnn.cli.run", str(net), "--engine",
-                             "lava", "--dataset", "digits", "--batch-size", "1", "--quiet"],
+                             "lava", "--dataset", "digits", "--batch-size", "1", "--neuron",
+                             "if", "--time-steps", "32", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     time.sleep(15)  # imports, compilation, then a few hundred steps

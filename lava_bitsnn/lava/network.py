@@ -13,6 +13,7 @@ window. Bit-serial neurons fire after accumulating; IF neurons fire while integr
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import signal
 import tempfile
 import threading
@@ -233,7 +234,9 @@ class Network:
                     bar.n = min(len(images), max(0, (done - self.plan.start[-1]) //
                                                     self.plan.period * self.batch_size))
                     bar.refresh()
-            result = self._collect(images, synapses, neurons, record, total)
+                result = self._collect(images, synapses, neurons, record, total)
+                if interrupt.requested:
+                    raise KeyboardInterrupt
         except (KeyboardInterrupt, BitsnnError):
             _shutdown(source, started)
             raise
@@ -329,8 +332,8 @@ def _shutdown(source, started: bool) -> None:
         children = multiprocessing.active_children()
         for child in children:
             child.kill()
-        for child in children:
-            child.join(5)
+        # Lava's SystemProcess.join takes no timeout: wait on the sentinels instead
+        multiprocessing.connection.wait([c.sentinel for c in children], timeout=5)
 
 
 def _quiet_stop(source) -> None:
