@@ -63,7 +63,7 @@ def main() -> None:
             bit_serial[f"fixed T={t}"] = accuracy(ReferenceEngine(net, "fixed", time_steps=t),
                                                   x, y)
         xs, ys = x[:args.if_samples], y[:args.if_samples]
-        if_acc = {f"T={t}": accuracy(ReferenceEngine(net, "fixed", "if", t), xs, ys)
+        if_acc = {f"T={t}": accuracy(ReferenceEngine(net, "float", "if", t), xs, ys)
                   for t in tqdm(IF_STEPS, desc=f"{name} IF", leave=False)}
         t0 = time.perf_counter()
         accuracy(ReferenceEngine(net, "fixed"), x, y)

@@ -218,8 +218,10 @@ class ReferenceEngine:
             current = self._current(idx, inputs).reshape(n, steps, *layer.shape)
             unit = float(layer.threshold_unit) if self._integer() else layer.step
             bias = self._bias(layer)
-            if layer.kind == "output":
-                total = current.sum(dim=1) + bias * steps
+            if layer.kind == "output":  # accumulate step by step, saturating like Lava's
+                total = torch.zeros(n, *layer.shape, dtype=torch.float64)
+                for t in range(steps):
+                    total = self._saturate(total + current[:, t] + bias, c)
                 logits = total / steps / (layer.threshold_unit if self._integer() else 1.0)
                 codes.append(logits.numpy())
                 spikes_out.append(None)
