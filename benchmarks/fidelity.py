@@ -33,7 +33,9 @@ IF_STEPS = (1, 2, 4, 8, 16, 32)
 
 
 def accuracy(engine: ReferenceEngine, images: np.ndarray, labels: np.ndarray) -> float:
-    preds, _ = engine.evaluate(images, batch_size=500)
+    # IF holds all T steps of a batch at once: keep the batch × T product bounded
+    batch = 500 if engine.neuron == "bit-serial" else max(10, 2000 // engine.time_steps)
+    preds, _ = engine.evaluate(images, batch_size=batch)
     return float((preds == labels).mean())
 
 
@@ -58,10 +60,20 @@ def main() -> None:
         for start in tqdm(range(0, len(y), 500), desc=f"{name} verify", leave=False):
             report.merge(verify_batch(model, net, x[start:start + 500], y[start:start + 500]))
         verify_s = time.perf_counter() - t0
+        results[name] = {"command": f"python benchmarks/fidelity.py --only {name}",
+                         "test_images": int(len(y)), "verify": {**asdict(report), "ok": report.ok},
+                         "verify_seconds": verify_s}
+        out_file.write_text(json.dumps(results, indent=1))  # saved before the slower stages
+        print(json.dumps(results[name]["verify"], indent=1))
         bit_serial = {}
         for t in range(1, net.bits + 1):  # float at T=b is in the verify report
             bit_serial[f"fixed T={t}"] = accuracy(ReferenceEngine(net, "fixed", time_steps=t),
                                                   x, y)
+        results[name]["bit_serial_accuracy"] = bit_serial
+        out_file.write_text(json.dumps(results, indent=1))
+        print(f"bit-serial fixed accuracy vs T: {bit_serial}")
+        if not args.if_samples:
+            continue
         xs, ys = x[:args.if_samples], y[:args.if_samples]
         if_acc = {f"T={t}": accuracy(ReferenceEngine(net, "float", "if", t), xs, ys)
                   for t in tqdm(IF_STEPS, desc=f"{name} IF", leave=False)}
