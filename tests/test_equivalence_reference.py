@@ -48,13 +48,33 @@ def test_spikes_are_the_bits_msb_first(digits_net, digits_data):
         _spikes_are_code_bits(result, digits_net, digits_net.bits)
 
 
-def test_fused_accumulate_equals_stepwise(digits_net, digits_data):
+def _assert_same_run(a, b) -> None:
+    """Two BatchResults: equal codes, logits, recorded spikes and op counts."""
+    for x, y in zip(a.codes, b.codes, strict=True):
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(a.spikes, b.spikes, strict=True):
+        assert (x is None) == (y is None)
+        if x is not None:
+            np.testing.assert_array_equal(x, y)
+    assert [c.as_dict() for c in a.counts] == [c.as_dict() for c in b.counts]
+
+
+@pytest.mark.parametrize("time_steps", [4, 3, 1])
+def test_fused_path_equals_stepwise(digits_net, digits_data, time_steps):
     x = digits_data.test.images[:60]
-    fused = ReferenceEngine(digits_net, "fixed", fused=True).run_batch(x)
-    steps = ReferenceEngine(digits_net, "fixed", fused=False).run_batch(x)
-    for a, b in zip(fused.codes, steps.codes, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert [c.synops for c in fused.counts] == [c.synops for c in steps.counts]
+    fused = ReferenceEngine(digits_net, "fixed", time_steps=time_steps, fused=True)
+    steps = ReferenceEngine(digits_net, "fixed", time_steps=time_steps, fused=False)
+    _assert_same_run(fused.run_batch(x, record=True), steps.run_batch(x, record=True))
+
+
+def test_fused_path_refuses_networks_that_may_clip(digits_net):
+    import copy
+
+    net = copy.deepcopy(digits_net)
+    net.layers[2].bias_int = net.layers[2].bias_int + (1 << 23)
+    assert ReferenceEngine(net, "fixed").fused is False  # the default falls back
+    with pytest.raises(ValueError, match="clip"):
+        ReferenceEngine(net, "fixed", fused=True)
 
 
 @pytest.mark.parametrize("time_steps", [1, 2, 3])
@@ -143,9 +163,12 @@ def test_random_networks_are_exact(seed, bits, blocks, channels, encoding):
     assert total <= 0.001 * sum(r.neurons for r in report.layers) * 16
     snapped = float_from_fixed(net)
     f = ReferenceEngine(snapped, "float").run_batch(x)
-    q = ReferenceEngine(net, "fixed", fused=False).run_batch(x)
+    q = ReferenceEngine(net, "fixed", fused=False).run_batch(x, record=True)
     for a, b in zip(f.codes[1:-1], q.codes[1:-1], strict=True):
         np.testing.assert_array_equal(a, b)
+    fast = ReferenceEngine(net, "fixed")  # fused unless some accumulator may clip
+    if fast.fused:
+        _assert_same_run(fast.run_batch(x, record=True), q)
 
 
 def test_residual_and_depthwise_are_in_the_ir():

@@ -42,29 +42,40 @@ def _max_code(net: Network, source: int) -> int:
     return 255 if src.kind == "input" else src.levels
 
 
-def _per_channel_abs(weight_int: np.ndarray) -> np.ndarray:
-    return np.abs(weight_int).reshape(weight_int.shape[0], -1).sum(axis=1)
+def signed_bounds(net: Network, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel, (Σ positive, Σ |negative|) of W · max code. Codes are ≥ 0, so every
+    partial sum of a channel's ``Σ W · code``, in any order, lies in ``[−neg, pos]``."""
+    positive = np.zeros(layer.shape[0], dtype=np.int64)
+    negative = np.zeros(layer.shape[0], dtype=np.int64)
+    for syn in layer.synapses:
+        assert syn.weight_int is not None
+        scale = _max_code(net, syn.source) * syn.pool ** 2
+        w = syn.weight_int.reshape(syn.weight_int.shape[0], -1)
+        positive += np.where(w > 0, w, 0).sum(axis=1) * scale
+        negative += np.where(w < 0, -w, 0).sum(axis=1) * scale
+    return positive, negative
+
+
+def accumulator_bound(net: Network, layer: Layer) -> int:
+    """Worst-case |accumulator| of a quantised layer over all inputs (current plus bias)."""
+    positive, negative = signed_bounds(net, layer)
+    assert layer.bias_int is not None
+    bias = layer.bias_int.reshape(layer.shape[0], -1)
+    bound = np.maximum(positive + np.maximum(bias, 0).max(axis=1),
+                       negative + np.maximum(-bias, 0).max(axis=1))
+    return int(bound.max())
 
 
 def _quantise_layer(net: Network, layer: Layer, d: int, steps: int) -> int:
     """Fill the layer's integer fields for unit ``D = d``; return the accumulator bound."""
     delta = layer.step if layer.kind == "neuron" else 1.0
-    positive = np.zeros(layer.shape[0], dtype=np.int64)
-    negative = np.zeros(layer.shape[0], dtype=np.int64)
     for syn in layer.synapses:
         syn.weight_int, syn.weight_exp = quantise_weights(syn.weight / delta * d)
-        scale = _max_code(net, syn.source) * syn.pool ** 2
-        w = syn.weight_int.reshape(syn.weight_int.shape[0], -1)
-        positive += np.where(w > 0, w, 0).sum(axis=1) * scale
-        negative += np.where(w < 0, -w, 0).sum(axis=1) * scale
     assert layer.bias is not None
     layer.threshold_unit = d
     layer.bias_int = (steps * np.round(layer.bias / delta * d / steps)).astype(np.int64)
-    bias = layer.bias_int.reshape(layer.shape[0], -1)
-    bound = np.maximum(positive + np.maximum(bias, 0).max(axis=1),
-                       negative + np.maximum(-bias, 0).max(axis=1))
     top = d * layer.levels if layer.kind == "neuron" else 0
-    return int(max(bound.max(), top))
+    return max(accumulator_bound(net, layer), top)
 
 
 def quantise_network(net: Network) -> None:

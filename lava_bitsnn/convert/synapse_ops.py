@@ -12,8 +12,7 @@ from lava_bitsnn.convert.ir import Synapse
 def sum_pool(x: torch.Tensor, k: int) -> torch.Tensor:
     if k == 1:
         return x
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // k, k, w // k, k).sum(dim=(3, 5))
+    return F.avg_pool2d(x, k, divisor_override=1)
 
 
 def apply_synapse(syn: Synapse, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

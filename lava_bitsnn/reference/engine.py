@@ -11,10 +11,14 @@ the input, ``T`` elsewhere) and ``T`` fire steps:
 
 The output layer only accumulates. Fixed point runs on exact integers (float64 tensors holding
 integers below 2^53, so torch's convolutions are exact) with a saturating 24-bit accumulator
-whose clipping events are counted. In fixed point the accumulate phase may be fused — by
-linearity ``Σ_t 2^(b−t) W·s(t) = W·code`` holds exactly in integers — which tests check
-against the step-wise loop. The IF baseline (rate coding, reset by subtraction, ``v0 = θ/2``,
-constant input current) runs any ``T``.
+whose clipping events are counted. In fixed point both phases may be fused, which tests check
+against the step-wise loops:
+
+* accumulate: by linearity ``Σ_t 2^(b−t) W·s(t) = W·code`` holds exactly in integers;
+* fire: the greedy MSB-first subtraction has a closed form;
+
+see ``fused.py`` for the argument. The IF baseline (rate coding, reset by subtraction,
+``v0 = θ/2``, constant input current) runs any ``T``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from lava_bitsnn.convert.fanout import fan_out
 from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.counts import LayerCounts
+from lava_bitsnn.reference.counting import add_input_macs, add_synops
+from lava_bitsnn.reference.fused import FusedFixed, may_clip
 
 PRECISIONS = ("fixed", "float")
 NEURONS = ("bit-serial", "if")
@@ -50,6 +56,11 @@ def _bit(code: torch.Tensor, bits: int, t: int) -> torch.Tensor:
     return torch.bitwise_and(torch.bitwise_right_shift(code, bits - t), 1)
 
 
+def _spike_count(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
+    """Spikes sent over ``steps`` MSB-first steps by ``bits``-bit codes."""
+    return sum((_bit(code, bits, t) for t in range(1, steps + 1)), torch.zeros_like(code))
+
+
 class ReferenceEngine:
     def __init__(self, net: Network, precision: str = "fixed", neuron: str = "bit-serial",
                  time_steps: int | None = None, fused: bool | None = None) -> None:
@@ -65,15 +76,19 @@ class ReferenceEngine:
             raise ValueError(f"bit-serial time steps must be 1..{net.bits}")
         if self.time_steps < 1:
             raise ValueError("time steps must be at least 1")
-        self.fused = (precision == "fixed") if fused is None else fused
-        if self.fused and precision != "fixed":
-            raise ValueError("the fused accumulate is exact only in fixed point")
+        fusable = precision == "fixed" and neuron == "bit-serial" and not may_clip(net)
+        self.fused = fusable if fused is None else fused
+        if self.fused and not fusable:
+            raise ValueError("the fused path is exact only for the bit-serial neuron in fixed "
+                             "point where no accumulator can clip")
         integer = precision == "fixed"
         self._weights = [[torch.from_numpy((s.weight_int if integer else s.weight)
                                            .astype(np.float64)) for s in layer.synapses]
                          for layer in net.layers]
-        self._fan_out = [[fan_out(s, net.layers[s.source].shape) for s in layer.synapses]
+        self._fan_out = [[torch.from_numpy(fan_out(s, net.layers[s.source].shape)
+                                           .astype(np.float64)) for s in layer.synapses]
                          for layer in net.layers]
+        self._fused = FusedFixed(net, self.time_steps, self._fan_out) if self.fused else None
 
     # ---- helpers -------------------------------------------------------------------------
     def _integer(self) -> bool:
@@ -101,19 +116,6 @@ class ReferenceEngine:
             u = u.clamp(-ACC_MAX - 1, ACC_MAX)
         return u
 
-    def _synops(self, layer_idx: int, spike_counts: list[torch.Tensor], counts: LayerCounts,
-                graded_steps: int = 0) -> None:
-        """Count synaptic events; ``graded_steps`` > 0 for a graded input driven that often."""
-        for fo, sc in zip(self._fan_out[layer_idx], spike_counts, strict=True):
-            per_source = torch.from_numpy(fo.astype(np.float64))
-            if graded_steps:  # multi-bit input: one MAC per connection, per step, per sample
-                samples = int(sc.reshape(sc.shape[0], -1).any(dim=1).sum())
-                counts.input_macs += int(per_source.sum()) * samples * graded_steps
-            else:
-                counts.synops += int((sc * per_source).sum())
-                counts.spikes_in += int(sc.sum())
-            counts.connections = int(per_source.sum())
-
     # ---- bit-serial ----------------------------------------------------------------------
     def _source_view(self, src: Layer, code: torch.Tensor) -> tuple[int, int, bool]:
         """(bits of the source code, steps, graded?) for a synapse from ``src``."""
@@ -132,14 +134,13 @@ class ReferenceEngine:
         n = src_codes[0].shape[0]
         counts.samples += n
         counts.accumulate_steps = steps
-        spike_counts = [self._popcount(c, bits, steps) if not graded else c for c in src_codes]
-        self._synops(idx, spike_counts, counts, 1 if graded else 0)
         if graded:
+            active = int(src_codes[0].reshape(n, -1).any(dim=1).sum())
+            add_input_macs(counts, self._fan_out[idx], active, steps=1)
             u = self._current(idx, src_codes) + bias
             return self._saturate(u, counts)
-        if self.fused:
-            u = self._current(idx, src_codes) + bias
-            return self._saturate(u, counts)
+        add_synops(counts, self._fan_out[idx],
+                   [_spike_count(c, bits, steps).sum(dim=0) for c in src_codes])
         step_bias = torch.div(bias, steps, rounding_mode="floor") if self._integer() \
             else bias / steps
         first_extra = bias - step_bias * steps
@@ -152,13 +153,9 @@ class ReferenceEngine:
             u = self._saturate(u, counts)
         return u
 
-    @staticmethod
-    def _popcount(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
-        return sum((_bit(code, bits, t) for t in range(1, steps + 1)),
-                   torch.zeros_like(code)).double()
-
     def _fire(self, layer: Layer, u: torch.Tensor, counts: LayerCounts
               ) -> tuple[torch.Tensor, torch.Tensor]:
+        counts.fire_steps = self.time_steps
         unit = float(layer.threshold_unit) if self._integer() else layer.step
         spikes = []
         for t in range(1, self.time_steps + 1):
@@ -171,7 +168,6 @@ class ReferenceEngine:
                                dtype=torch.int64).view(1, -1, *([1] * len(layer.shape)))
         code = (spk.to(torch.int64) * weights).sum(dim=1)
         counts.spikes_out += int(spk.sum())
-        counts.fire_steps = self.time_steps
         return code, spk
 
     def _run_bit_serial(self, pixels: torch.Tensor, record: bool) -> BatchResult:
@@ -214,7 +210,11 @@ class ReferenceEngine:
                 value = 1.0 if src.kind == "input" else float(src.levels)
                 inputs.append((x * value).reshape(n * steps, *x.shape[2:]))
             from_input = self.net.layers[layer.synapses[0].source].kind == "input"
-            self._synops(idx, spike_counts, c, steps if from_input else 0)
+            if from_input:
+                active = int(spike_counts[0].reshape(n, -1).any(dim=1).sum())
+                add_input_macs(c, self._fan_out[idx], active, steps)
+            else:
+                add_synops(c, self._fan_out[idx], [sc.sum(dim=0) for sc in spike_counts])
             current = self._current(idx, inputs).reshape(n, steps, *layer.shape)
             unit = float(layer.threshold_unit) if self._integer() else layer.step
             bias = self._bias(layer)
@@ -256,6 +256,12 @@ class ReferenceEngine:
         with torch.no_grad():
             if self.neuron == "if":
                 return self._run_if(x, record)
+            if self._fused is not None:
+                counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
+                logits, codes, spikes = self._fused.run(x, counts, record)
+                logits = logits.numpy()
+                return BatchResult(logits, [c.long().numpy() for c in codes] + [logits], spikes,
+                                   counts)
             return self._run_bit_serial(x, record)
 
     def evaluate(self, images: np.ndarray, batch_size: int = 256, progress: bool = False

@@ -1,0 +1,128 @@
+"""The fast path of the reference engine: fixed point, bit-serial neuron, both phases fused.
+
+Why it is exact (tests compare it with the step-wise loops on real data and random nets):
+
+* accumulate: by linearity ``Σ_t 2^(b−t) W·s(t) = W·code`` in integers. Codes are ≥ 0, so
+  every partial sum of ``W·code`` lies between ``−Σ|W⁻|·max code`` and ``Σ W⁺·max code``;
+  where both are below 2^24 the convolution runs in float32, whose integers are then all exact
+  whatever the summation order. Otherwise it runs in float64 (exact below 2^53).
+* saturation: the path runs only where no layer's accumulator can clip on any input (clipping
+  step by step differs from clipping the fused sum; the engine's step-wise loop handles such
+  networks).
+* fire: greedy MSB-first subtraction of ``D·2^(b−t)``, ``t = 1..T``, from an integer ``u``
+  emits exactly ``min(⌊u / (D·2^(b−T))⌋, 2^T − 1)`` (nothing for ``u < 0``) as the top ``T``
+  bits of the code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
+from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
+from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.counts import LayerCounts
+from lava_bitsnn.reference.counting import add_input_macs, add_synops
+
+FLOAT32_EXACT = 1 << 24  # every integer of smaller magnitude is a float32
+
+
+def popcount(values: torch.Tensor, bits: int) -> torch.Tensor:
+    """1-bits of non-negative integer-valued float tensors below ``2^bits``:
+    ``x − Σ_{k≥1} ⌊x / 2^k⌋`` (in place where possible: big temporaries cost page faults)."""
+    total = values.clone()
+    shifted = torch.empty_like(values)
+    for k in range(1, bits):
+        total.sub_(torch.mul(values, 2.0 ** -k, out=shifted).floor_())
+    return total
+
+
+def spike_bits(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
+    """(N, steps, ...) bool spikes, MSB first, of integer codes."""
+    code = code.long()
+    return torch.stack([torch.bitwise_and(code >> (bits - t), 1).bool()
+                        for t in range(1, steps + 1)], dim=1)
+
+
+def may_clip(net: Network) -> bool:
+    """Whether some layer's 24-bit accumulator can saturate on some input, step by step: the
+    per-step bias adds at most ``steps`` beyond the total bias, which the bound includes."""
+    return any(accumulator_bound(net, layer) + INPUT_BITS > ACC_MAX
+               for layer in net.layers[1:])
+
+
+class _LayerPlan:
+    """Per-layer tensors and decisions, prepared once."""
+
+    def __init__(self, net: Network, layer: Layer) -> None:
+        bound = max(int(b.max()) for b in signed_bounds(net, layer))
+        self.dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
+        self.weights = [torch.from_numpy(s.weight_int.astype(np.float64)).to(self.dtype)
+                        for s in layer.synapses]
+        bias = layer.bias_full(integer=True)
+        self.bias = torch.from_numpy(bias.astype(np.float64)).to(self.dtype)
+
+
+class FusedFixed:
+    def __init__(self, net: Network, time_steps: int, fan_outs: list[list[torch.Tensor]]
+                 ) -> None:
+        self.net = net
+        self.time_steps = time_steps
+        self.fan_outs = fan_outs
+        self.plans = [_LayerPlan(net, layer) if idx else None
+                      for idx, layer in enumerate(net.layers)]
+
+    def _accumulate(self, idx: int, codes: list[torch.Tensor], spikes: list[torch.Tensor],
+                    counts: LayerCounts) -> torch.Tensor:
+        layer, plan = self.net.layers[idx], self.plans[idx]
+        assert plan is not None
+        n = codes[0].shape[0]
+        counts.samples += n
+        counts.accumulate_steps = self.net.source_steps(layer, self.time_steps)
+        graded = self.net.encoding == "graded" and layer.synapses[0].source == 0
+        if graded:
+            active = int(codes[0].reshape(n, -1).any(dim=1).sum())
+            add_input_macs(counts, self.fan_outs[idx], active, steps=1)
+        else:
+            add_synops(counts, self.fan_outs[idx], [spikes[s.source] for s in layer.synapses])
+        u = None
+        for syn, w in zip(layer.synapses, plan.weights, strict=True):
+            y = apply_synapse(syn, codes[syn.source].to(plan.dtype), w)
+            u = y if u is None else u + y
+        assert u is not None
+        return u.reshape(n, *layer.shape).add_(plan.bias)
+
+    def _fire(self, layer: Layer, u: torch.Tensor, counts: LayerCounts
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(code, per-neuron spike totals over the batch)."""
+        drop = layer.bits - self.time_steps
+        unit = int(layer.threshold_unit) << drop
+        if unit & (unit - 1):  # not a power of two: divide in float64 (exact floor < 2^53)
+            top = u.double().div_(unit)
+        else:
+            top = u.mul_(1.0 / unit)  # u is not needed any more
+        top = top.floor_().clamp_(0, (1 << self.time_steps) - 1)
+        per_neuron = popcount(top, self.time_steps).sum(dim=0, dtype=torch.float64)
+        counts.spikes_out += int(per_neuron.sum())
+        counts.fire_steps = self.time_steps
+        return (top.mul_(float(1 << drop)) if drop else top), per_neuron
+
+    def run(self, pixels: torch.Tensor, counts: list[LayerCounts], record: bool
+            ) -> tuple[torch.Tensor, list[torch.Tensor], list[np.ndarray | None]]:
+        """(logits, codes of the input and hidden layers, spikes) of uint8-valued pixels;
+        ``counts`` are filled in."""
+        x = pixels.float()
+        codes: list[torch.Tensor] = [x]
+        spikes_per_neuron = [popcount(x, INPUT_BITS).sum(dim=0, dtype=torch.float64)]
+        recorded: list[np.ndarray | None] = [None]
+        for idx, layer in enumerate(self.net.layers[1:], start=1):
+            u = self._accumulate(idx, codes, spikes_per_neuron, counts[idx])
+            if layer.kind == "output":
+                return u.double() / layer.threshold_unit, codes, recorded + [None]
+            code, per_neuron = self._fire(layer, u, counts[idx])
+            codes.append(code)
+            spikes_per_neuron.append(per_neuron)
+            recorded.append(spike_bits(code, layer.bits, self.time_steps).numpy()
+                            if record else None)
+        raise AssertionError("a network ends with its output layer")
