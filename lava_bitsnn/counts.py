@@ -1,8 +1,18 @@
-"""Per-layer operation counts gathered during a simulation (summed over samples)."""
+"""Per-layer operation counts gathered during a simulation (summed over samples).
+
+Neuron operations, per neuron and step of a layer's windows (DESIGN.md §5): every accumulate
+step is one update with a bias add, a membrane read and write, and a left shift when the
+shift amount is > 0; every fire step of the bit-serial neuron is one update with a comparison
+and a read, plus a subtraction and a write where it spikes; an IF step is one update with a
+bias add, a comparison, a read and a write, plus a subtraction where it spikes."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+NEURON_OPS = ("neuron_updates", "shifts", "bias_adds", "comparisons", "subtractions",
+              "mem_reads", "mem_writes")
+SUMMED = ("samples", "spikes_in", "synops", "input_macs", "spikes_out", "overflows") + NEURON_OPS
 
 
 @dataclass
@@ -18,13 +28,31 @@ class LayerCounts:
     connections: int = 0  # synapses of the layer = the ANN's MACs per sample
     accumulate_steps: int = 0
     fire_steps: int = 0
+    neuron_updates: int = 0
+    shifts: int = 0
+    bias_adds: int = 0
+    comparisons: int = 0
+    subtractions: int = 0
+    mem_reads: int = 0
+    mem_writes: int = 0
 
     def merge(self, other: LayerCounts) -> None:
-        for key in ("samples", "spikes_in", "synops", "input_macs", "spikes_out", "overflows"):
+        for key in SUMMED:
             setattr(self, key, getattr(self, key) + getattr(other, key))
         self.connections = other.connections or self.connections
         self.accumulate_steps = other.accumulate_steps or self.accumulate_steps
         self.fire_steps = other.fire_steps or self.fire_steps
+
+    @property
+    def ann_macs(self) -> int:
+        """MACs of the same layer in the ANN (and the quantised ANN), over all samples."""
+        return self.connections * self.samples
+
+    @property
+    def bits_per_activation(self) -> float:
+        """Mean 1-bits (spikes) per activation and sample."""
+        denom = self.neurons * self.samples
+        return self.spikes_out / denom if denom else 0.0
 
     @property
     def spike_rate(self) -> float:
@@ -33,4 +61,5 @@ class LayerCounts:
         return self.spikes_out / denom if denom else 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "spike_rate": self.spike_rate}
+        return {**asdict(self), "spike_rate": self.spike_rate, "ann_macs": self.ann_macs,
+                "bits_per_activation": self.bits_per_activation}

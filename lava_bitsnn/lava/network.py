@@ -26,7 +26,7 @@ import numpy as np
 from lava_bitsnn.convert.fanout import fan_out
 from lava_bitsnn.convert.ir import INPUT_BITS, Layer
 from lava_bitsnn.convert.ir import Network as IRNetwork
-from lava_bitsnn.counts import LayerCounts
+from lava_bitsnn.counts import NEURON_OPS, LayerCounts
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.lava.procs.process import (
     BitSerialNeuron,
@@ -280,6 +280,9 @@ class Network:
                 c.spikes_in += int(real(sp.spikes_in))
             c.connections = int(sum(f.sum() for f in self._fan_outs[idx]))
             c.overflows = int(neurons[idx].overflows.get()[0])
+            ops = neurons[idx].ops.get().reshape(-1, len(NEURON_OPS))[:n].sum(axis=0)
+            for op, value in zip(NEURON_OPS, ops, strict=True):
+                setattr(c, op, int(value))
             if layer.kind == "output":
                 codes.append(logits if record else None)
                 continue

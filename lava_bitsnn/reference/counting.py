@@ -15,12 +15,40 @@ def add_synops(counts: LayerCounts, fan_outs: list[torch.Tensor],
         spikes = spikes.double()
         counts.synops += int((spikes * per_source).sum())
         counts.spikes_in += int(spikes.sum())
-        counts.connections = int(per_source.sum())
+    counts.connections = sum(int(f.sum()) for f in fan_outs)
 
 
 def add_input_macs(counts: LayerCounts, fan_outs: list[torch.Tensor], active_samples: int,
                    steps: int) -> None:
     """Graded (multi-bit) input: one MAC per connection, per step, per sample with input."""
-    for per_source in fan_outs:
-        counts.input_macs += int(per_source.sum()) * active_samples * steps
-        counts.connections = int(per_source.sum())
+    counts.connections = sum(int(f.sum()) for f in fan_outs)
+    counts.input_macs += counts.connections * active_samples * steps
+
+
+def shift_steps(src_bits: int, acc_steps: int) -> int:
+    """Accumulate steps ``t`` whose left shift ``src_bits − t`` is > 0."""
+    return max(0, min(acc_steps, src_bits - 1))
+
+
+def add_accumulate_ops(counts: LayerCounts, samples: int, steps: int, shifts: int) -> None:
+    """``steps`` accumulate steps of every neuron: update, bias add, read, write; ``shifts``
+    of them also shift (see lava_bitsnn.counts)."""
+    k = counts.neurons * samples
+    counts.neuron_updates += k * steps
+    counts.bias_adds += k * steps
+    counts.mem_reads += k * steps
+    counts.mem_writes += k * steps
+    counts.shifts += k * shifts
+
+
+def add_fire_ops(counts: LayerCounts, samples: int, steps: int, spikes: int,
+                 own_update: bool) -> None:
+    """``steps`` fire steps: a comparison each and a subtraction per spike; ``own_update``
+    (bit-serial) makes each a separate update with a read, and a write per spike."""
+    k = counts.neurons * samples
+    counts.comparisons += k * steps
+    counts.subtractions += spikes
+    if own_update:
+        counts.neuron_updates += k * steps
+        counts.mem_reads += k * steps
+        counts.mem_writes += spikes

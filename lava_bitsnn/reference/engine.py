@@ -32,7 +32,13 @@ from lava_bitsnn.convert.fanout import fan_out
 from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.counts import LayerCounts
-from lava_bitsnn.reference.counting import add_input_macs, add_synops
+from lava_bitsnn.reference.counting import (
+    add_accumulate_ops,
+    add_fire_ops,
+    add_input_macs,
+    add_synops,
+    shift_steps,
+)
 from lava_bitsnn.reference.fused import FusedFixed, may_clip
 
 PRECISIONS = ("fixed", "float")
@@ -134,6 +140,7 @@ class ReferenceEngine:
         n = src_codes[0].shape[0]
         counts.samples += n
         counts.accumulate_steps = steps
+        add_accumulate_ops(counts, n, steps, 0 if graded else shift_steps(bits, steps))
         if graded:
             active = int(src_codes[0].reshape(n, -1).any(dim=1).sum())
             add_input_macs(counts, self._fan_out[idx], active, steps=1)
@@ -168,6 +175,7 @@ class ReferenceEngine:
                                dtype=torch.int64).view(1, -1, *([1] * len(layer.shape)))
         code = (spk.to(torch.int64) * weights).sum(dim=1)
         counts.spikes_out += int(spk.sum())
+        add_fire_ops(counts, u.shape[0], self.time_steps, int(spk.sum()), own_update=True)
         return code, spk
 
     def _run_bit_serial(self, pixels: torch.Tensor, record: bool) -> BatchResult:
@@ -218,6 +226,8 @@ class ReferenceEngine:
             current = self._current(idx, inputs).reshape(n, steps, *layer.shape)
             unit = float(layer.threshold_unit) if self._integer() else layer.step
             bias = self._bias(layer)
+            c.accumulate_steps = steps
+            add_accumulate_ops(c, n, steps, 0)
             if layer.kind == "output":  # accumulate step by step, saturating like Lava's
                 total = torch.zeros(n, *layer.shape, dtype=torch.float64)
                 for t in range(steps):
@@ -239,7 +249,8 @@ class ReferenceEngine:
                 out.append(s)
             spk = torch.stack(out, dim=1)
             c.spikes_out += int(spk.sum())
-            c.fire_steps = c.accumulate_steps = steps
+            c.fire_steps = steps
+            add_fire_ops(c, n, steps, int(spk.sum()), own_update=False)
             trains.append(spk.double())
             codes.append(spk.sum(dim=1).numpy())
             spikes_out.append(spk.numpy() if record else None)

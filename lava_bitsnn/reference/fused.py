@@ -23,7 +23,13 @@ from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
 from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.counts import LayerCounts
-from lava_bitsnn.reference.counting import add_input_macs, add_synops
+from lava_bitsnn.reference.counting import (
+    add_accumulate_ops,
+    add_fire_ops,
+    add_input_macs,
+    add_synops,
+    shift_steps,
+)
 
 FLOAT32_EXACT = 1 << 24  # every integer of smaller magnitude is a float32
 
@@ -79,8 +85,11 @@ class FusedFixed:
         assert plan is not None
         n = codes[0].shape[0]
         counts.samples += n
-        counts.accumulate_steps = self.net.source_steps(layer, self.time_steps)
-        graded = self.net.encoding == "graded" and layer.synapses[0].source == 0
+        steps = counts.accumulate_steps = self.net.source_steps(layer, self.time_steps)
+        src = self.net.layers[layer.synapses[0].source]
+        graded = self.net.encoding == "graded" and src.kind == "input"
+        src_bits = INPUT_BITS if src.kind == "input" else src.bits
+        add_accumulate_ops(counts, n, steps, 0 if graded else shift_steps(src_bits, steps))
         if graded:
             active = int(codes[0].reshape(n, -1).any(dim=1).sum())
             add_input_macs(counts, self.fan_outs[idx], active, steps=1)
@@ -106,6 +115,7 @@ class FusedFixed:
         per_neuron = popcount(top, self.time_steps).sum(dim=0, dtype=torch.float64)
         counts.spikes_out += int(per_neuron.sum())
         counts.fire_steps = self.time_steps
+        add_fire_ops(counts, u.shape[0], self.time_steps, int(per_neuron.sum()), own_update=True)
         return (top.mul_(float(1 << drop)) if drop else top), per_neuron
 
     def run(self, pixels: torch.Tensor, counts: list[LayerCounts], record: bool

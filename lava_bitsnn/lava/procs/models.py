@@ -14,6 +14,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_bitsnn.counts import NEURON_OPS
 from lava_bitsnn.lava.procs.process import (
     BitSerialNeuron,
     BitSynapse,
@@ -23,6 +24,7 @@ from lava_bitsnn.lava.procs.process import (
 )
 from lava_bitsnn.lava.procs.synapse_math import apply_synapse
 
+OP_INDEX = {op: i for i, op in enumerate(NEURON_OPS)}
 ACC_MAX = (1 << 23) - 1
 ACC_MIN = -(1 << 23)
 
@@ -77,6 +79,22 @@ class _Common(_Guarded):
         if t == 1:
             u = u + (self.bias - step_bias * steps)
         return self.saturate(u)
+
+    def count(self, n: int, per_sample: int | np.ndarray, *ops: str) -> None:
+        """Add ``per_sample`` (an int or one value per batch slot) to the named neuron-op
+        counters of batch ``n``."""
+        for op in ops:
+            self.ops[n, :, OP_INDEX[op]] += per_sample
+
+    def neurons_per_sample(self) -> int:
+        return int(np.prod(self.proc_params["shape"][1:]))
+
+    def count_accumulate(self, n: int, shift: int) -> None:
+        """One accumulate step of every neuron: update, bias add, read, write (and shift)."""
+        k = self.neurons_per_sample()
+        self.count(n, k, "neuron_updates", "bias_adds", "mem_reads", "mem_writes")
+        if shift > 0:
+            self.count(n, k, "shifts")
 
     def to_state(self, x: np.ndarray) -> np.ndarray:
         return np.rint(x).astype(np.int64) if self.integer else x.astype(np.float64)
@@ -183,12 +201,17 @@ class _PyBitSerialNeuron(_Common):
             theta = p["unit"] * (1 << (p["bits"] - t))
             s = self.u_fire >= theta
             self.u_fire = self.u_fire - s * theta
-            self.spikes[n] += s.reshape(s.shape[0], -1).sum(axis=1)
+            fired = s.reshape(s.shape[0], -1).sum(axis=1)
+            self.spikes[n] += fired
+            self.count(n, self.neurons_per_sample(), "neuron_updates", "comparisons",
+                       "mem_reads")
+            self.count(n, fired, "subtractions", "mem_writes")
             if p["record"]:
                 self.codes[n] += s.astype(self.codes.dtype) << (p["bits"] - t)
         n, t = window(k, p["start"], p["period"], p["periods"], p["acc_steps"])
         if n >= 0:
             self.u_acc = self.accumulate(self.u_acc, a, t, p["acc_steps"], p["src_bits"])
+            self.count_accumulate(n, p["src_bits"] - t)
             if t == p["acc_steps"]:  # complete: hand over to the firing buffer
                 self.u_fire = self.u_acc
                 self.u_acc = np.zeros_like(self.u_acc)
@@ -207,6 +230,7 @@ class PyBitSerialNeuronFloat(_PyBitSerialNeuron):
     codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 @implements(proc=BitSerialNeuron, protocol=LoihiProtocol)
@@ -222,6 +246,7 @@ class PyBitSerialNeuronFixed(_PyBitSerialNeuron):
     codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 # ---- IF baseline -------------------------------------------------------------------------
@@ -239,7 +264,11 @@ class _PyIFNeuron(_Common):
             self.v = self.saturate(self.v + a + self.bias)
             s = self.v >= theta
             self.v = self.v - s * theta
-            self.spikes[n] += s.reshape(s.shape[0], -1).sum(axis=1)
+            fired = s.reshape(s.shape[0], -1).sum(axis=1)
+            self.spikes[n] += fired
+            self.count_accumulate(n, 0)
+            self.count(n, self.neurons_per_sample(), "comparisons")
+            self.count(n, fired, "subtractions")
             if p["record"]:
                 self.codes[n] += s
         self.s_out.send(s.astype(self.s_out._d_type))
@@ -256,6 +285,7 @@ class PyIFNeuronFloat(_PyIFNeuron):
     codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 @implements(proc=IFNeuron, protocol=LoihiProtocol)
@@ -270,6 +300,7 @@ class PyIFNeuronFixed(_PyIFNeuron):
     codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 # ---- output ------------------------------------------------------------------------------
@@ -284,6 +315,7 @@ class _PyOutputAccumulator(_Common):
             self.u = self.accumulate(self.u, a, t, p["acc_steps"], p["src_bits"])
         else:  # IF read-out: the full bias every step
             self.u = self.saturate(self.u + a + self.bias)
+        self.count_accumulate(n, p["src_bits"] - t if p["shifted"] else 0)
         if t == p["acc_steps"]:
             self.logits[n] = self.u
             self.u = np.zeros_like(self.u)
@@ -298,6 +330,7 @@ class PyOutputAccumulatorFloat(_PyOutputAccumulator):
     u: np.ndarray = LavaPyType(np.ndarray, np.float64)
     logits: np.ndarray = LavaPyType(np.ndarray, np.float64)
     overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 @implements(proc=OutputAccumulator, protocol=LoihiProtocol)
@@ -310,3 +343,4 @@ class PyOutputAccumulatorFixed(_PyOutputAccumulator):
     u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     logits: np.ndarray = LavaPyType(np.ndarray, np.int64)
     overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)

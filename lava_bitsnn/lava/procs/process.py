@@ -14,6 +14,8 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
+from lava_bitsnn.counts import NEURON_OPS
+
 
 class ImageSource(AbstractProcess):
     """Sends images (periods, B, C, H, W) of 8-bit pixels: ``bit-serial`` MSB-first over 8
@@ -71,6 +73,7 @@ class BitSerialNeuron(AbstractProcess):
         self.codes = Var(shape=(periods, *shape) if record else (1,), init=0)
         self.spikes = Var(shape=(periods, shape[0]), init=0)
         self.overflows = Var(shape=(1,), init=0)
+        self.ops = Var(shape=(periods, shape[0], len(NEURON_OPS)), init=0)  # per sample
 
 
 class IFNeuron(AbstractProcess):
@@ -89,6 +92,7 @@ class IFNeuron(AbstractProcess):
         self.codes = Var(shape=(periods, *shape) if record else (1,), init=0)
         self.spikes = Var(shape=(periods, shape[0]), init=0)
         self.overflows = Var(shape=(1,), init=0)
+        self.ops = Var(shape=(periods, shape[0], len(NEURON_OPS)), init=0)  # per sample
 
 
 class OutputAccumulator(AbstractProcess):
@@ -105,3 +109,4 @@ class OutputAccumulator(AbstractProcess):
         self.u = Var(shape=shape, init=0)
         self.logits = Var(shape=(periods, *shape), init=0)
         self.overflows = Var(shape=(1,), init=0)
+        self.ops = Var(shape=(periods, shape[0], len(NEURON_OPS)), init=0)  # per sample
