@@ -1,8 +1,6 @@
 """Conversion errors and the export / run / verify commands, run as a user would."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from lava_bitsnn.ann.qcfs import QCFS
 from lava_bitsnn.convert.fanout import fan_out
 from lava_bitsnn.convert.model import convert_model
 from lava_bitsnn.errors import BitsnnError
+from tests.cli_helpers import cli, one_line_error
 
 
 def _convert(model, shape=(1, 8, 8)):
@@ -86,46 +85,32 @@ def test_fan_out_counts_borders_strides_groups_and_pools():
     np.testing.assert_array_equal(fan_out(pooled, (1, 4, 4)), np.full((1, 4, 4), 5))
 
 
-def _cli(module, *args):
-    return subprocess.run([sys.executable, "-m", f"lava_bitsnn.cli.{module}", *args],
-                          capture_output=True, text=True, timeout=300)
-
-
-def _one_line_error(proc, message, *must_not_exist):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
-    for path in must_not_exist:
-        assert not path.exists()
-
-
 def test_export_run_verify_end_to_end(digits_checkpoint, tmp_path):
     net = tmp_path / "d.net"
-    proc = _cli("export", str(digits_checkpoint), "-o", str(net))
+    proc = cli("export", str(digits_checkpoint), "-o", str(net))
     assert proc.returncode == 0, proc.stderr
     assert "of 2^23" in proc.stdout and net.is_file()
     out = tmp_path / "run.json"
-    proc = _cli("run", str(net), "--dataset", "digits", "--samples", "100", "--quiet",
+    proc = cli("run", str(net), "--dataset", "digits", "--samples", "100", "--quiet",
                 "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["samples"] == 100 and result["accuracy"] > 0.85
     assert f"{100 * result['accuracy']:.2f}%" in proc.stdout
-    proc = _cli("run", str(net), "--dataset", "digits", "--samples", "100", "--quiet",
+    proc = cli("run", str(net), "--dataset", "digits", "--samples", "100", "--quiet",
                 "--neuron", "if", "--time-steps", "16", "--precision", "float")
     assert proc.returncode == 0 and "T=16" in proc.stdout, proc.stderr
-    proc = _cli("verify", str(digits_checkpoint), str(net), "--dataset", "digits",
+    proc = cli("verify", str(digits_checkpoint), str(net), "--dataset", "digits",
                 "--samples", "120", "--lava-samples", "8")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK:" in proc.stdout and "QANN!=fixedSNN" in proc.stdout
     assert "Lava fixed!=ref" in proc.stdout
     lava_json = tmp_path / "lava.json"
-    proc = _cli("run", str(net), "--engine", "lava", "--dataset", "digits", "--samples", "12",
+    proc = cli("run", str(net), "--engine", "lava", "--dataset", "digits", "--samples", "12",
                 "--batch-size", "4", "--quiet", "--json", str(lava_json))
     assert proc.returncode == 0, proc.stderr
     lava = json.loads(lava_json.read_text())
-    reference = _cli("run", str(net), "--dataset", "digits", "--samples", "12", "--quiet")
+    reference = cli("run", str(net), "--dataset", "digits", "--samples", "12", "--quiet")
     assert f"{100 * lava['accuracy']:.2f}%" in reference.stdout  # same accuracy as reference
     assert lava["period_steps"] == 8 and lava["steps_per_sample"] == 2.0
 
@@ -137,21 +122,21 @@ def test_export_bad_input(digits_checkpoint, tmp_path):
     nan["state_dict"]["0.weight"][0, 0, 0, 0] = float("inf")
     save_checkpoint({k: v for k, v in nan.items() if k not in ("format", "format_version")},
                     tmp_path / "nan.pt")
-    _one_line_error(_cli("export", str(tmp_path / "nan.pt"), "-o", str(out)), "NaN or Inf", out)
+    one_line_error(cli("export", str(tmp_path / "nan.pt"), "-o", str(out)), "NaN or Inf", out)
     wrong_bits = {k: v for k, v in ckpt.items() if k not in ("format", "format_version")}
     wrong_bits["bits"] = 3
     save_checkpoint(wrong_bits, tmp_path / "bits.pt")
-    _one_line_error(_cli("export", str(tmp_path / "bits.pt"), "-o", str(out)), "bits mismatch",
+    one_line_error(cli("export", str(tmp_path / "bits.pt"), "-o", str(out)), "bits mismatch",
                     out)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    _one_line_error(_cli("export", str(tmp_path / "junk.pt"), "-o", str(out)),
+    one_line_error(cli("export", str(tmp_path / "junk.pt"), "-o", str(out)),
                     "not a readable checkpoint", out)
     (tmp_path / "cut.pt").write_bytes(digits_checkpoint.read_bytes()[:5000])
-    _one_line_error(_cli("export", str(tmp_path / "cut.pt"), "-o", str(out)),
+    one_line_error(cli("export", str(tmp_path / "cut.pt"), "-o", str(out)),
                     "not a readable checkpoint", out)
-    _one_line_error(_cli("export", str(digits_checkpoint), "-o", str(out), "--time-steps", "5"),
+    one_line_error(cli("export", str(digits_checkpoint), "-o", str(out), "--time-steps", "5"),
                     "time steps must be from 1", out)
-    _one_line_error(_cli("export", str(digits_checkpoint), "-o", "/nonexistent/x.net"),
+    one_line_error(cli("export", str(digits_checkpoint), "-o", "/nonexistent/x.net"),
                     "does not exist")
 
 
@@ -160,15 +145,15 @@ def test_run_and_verify_bad_input(digits_checkpoint, digits_net, tmp_path):
 
     net = tmp_path / "d.net"
     write_network(digits_net, net)
-    _one_line_error(_cli("run", str(net), "--dataset", "cifar10", "--data-dir", str(tmp_path)),
+    one_line_error(cli("run", str(net), "--dataset", "cifar10", "--data-dir", str(tmp_path)),
                     "missing data file")
-    _one_line_error(_cli("run", str(tmp_path / "none.net"), "--dataset", "digits"),
+    one_line_error(cli("run", str(tmp_path / "none.net"), "--dataset", "digits"),
                     "does not exist")
-    _one_line_error(_cli("run", str(net), "--dataset", "digits", "--neuron", "bit-serial",
+    one_line_error(cli("run", str(net), "--dataset", "digits", "--neuron", "bit-serial",
                          "--time-steps", "7"), "bit-serial time steps must be")
-    _one_line_error(_cli("run", str(net), "--engine", "lava", "--dataset", "digits",
+    one_line_error(cli("run", str(net), "--engine", "lava", "--dataset", "digits",
                          "--time-steps", "7"), "bit-serial time steps must be")
     other = tmp_path / "other.pt"
     other.write_bytes(digits_checkpoint.read_bytes() + b"\0")  # same weights, other hash
-    _one_line_error(_cli("verify", str(other), str(net), "--dataset", "digits"),
+    one_line_error(cli("verify", str(other), str(net), "--dataset", "digits"),
                     "was not exported from")

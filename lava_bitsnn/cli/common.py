@@ -63,3 +63,40 @@ def write_json(path: str, payload: dict) -> None:
             json.dump(payload, f, indent=1)
 
     atomic_write(path, write)
+
+
+def add_engine_args(p) -> None:
+    """The simulation flags of bitsnn-run and bitsnn-energy."""
+    p.add_argument("--engine", choices=["reference", "lava"], default="reference",
+                   help="reference (fast batched numpy/torch) or lava (Lava processes)")
+    p.add_argument("--precision", choices=["fixed", "float"], default="fixed")
+    p.add_argument("--neuron", choices=["bit-serial", "if"], default="bit-serial",
+                   help="bit-serial (this method) or if (rate-coded QCFS baseline)")
+    p.add_argument("--time-steps", type=int, help="T (default: the file's; any T for if)")
+    p.add_argument("--batch-size", type=int,
+                   help="samples per batch (default: reference 256, lava 16)")
+
+
+def simulate(net, args, images, progress: bool):
+    """Run ``images`` through the engine the flags name: (predictions, per-layer counts,
+    time steps, Lava timing facts or {})."""
+    from lava_bitsnn.reference import ReferenceEngine
+
+    batch = args.batch_size or (16 if args.engine == "lava" else 256)
+    if batch < 1:
+        raise BitsnnError("--batch-size must be at least 1")
+    if args.engine == "lava":
+        from lava_bitsnn.lava.network import Network
+
+        lava_net = Network(net, args.precision, args.neuron, args.time_steps, batch)
+        result = lava_net.run_dataset(images, progress=progress)
+        extra = {"simulated_steps": result.steps, "latency_steps": result.latency,
+                 "period_steps": result.period, "batch_size": batch,
+                 "steps_per_sample": result.period / batch}
+        return result.predictions, result.counts, lava_net.time_steps, extra
+    try:
+        engine = ReferenceEngine(net, args.precision, args.neuron, args.time_steps)
+    except ValueError as exc:
+        raise BitsnnError(str(exc)) from None
+    preds, counts = engine.evaluate(images, batch, progress=progress)
+    return preds, counts, engine.time_steps, {}

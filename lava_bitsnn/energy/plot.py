@@ -1,0 +1,65 @@
+"""PNG of an energy report: per-layer stacked SNN energy (by operation group) against the ANNs,
+and per-layer spike rates."""
+
+from __future__ import annotations
+
+GROUPS = {  # plotted group → the SNN operations in it
+    "synaptic ops": ("synops",),
+    "input MACs": ("input_macs",),
+    "neuron updates": ("neuron_updates",),
+    "shifts, adds, compares": ("shifts", "bias_adds", "comparisons", "subtractions"),
+    "spikes and membrane I/O": ("spikes_out", "mem_reads", "mem_writes"),
+}
+
+
+def plot_report(report: dict, path: str) -> None:
+    """Write the two-panel figure to ``path`` (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from lava_bitsnn.files import atomic_write
+
+    layers = report["layers"]
+    names = [row["name"] for row in layers]
+    x = np.arange(len(layers))
+    fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(12, 4.2),
+                                     gridspec_kw={"width_ratios": [3, 2]})
+    bottom = np.zeros(len(layers))
+    for label, ops in GROUPS.items():
+        values = np.array([sum(row["energy_pj"][op] for op in ops) for row in layers])
+        if values.any():
+            ax_e.bar(x, values, bottom=bottom, label=label, width=0.6)
+            bottom += values
+    ax_e.plot(x, [row["ann_pj"] for row in layers], "k_", markersize=22, mew=2,
+              label="fp32 ANN")
+    ax_e.plot(x, [row["qann_pj"] for row in layers], "r_", markersize=22, mew=2,
+              label="int QANN")
+    ax_e.set_yscale("log")
+    low, high = ax_e.get_ylim()
+    ax_e.set_ylim(low, high * 30)  # room for the legend
+    ax_e.set_xticks(x, names)
+    ax_e.set_xlabel("layer")
+    ax_e.set_ylabel("energy per inference (pJ)")
+    t = report["totals"]
+    ax_e.set_title(f"preset {report['preset']['name']}: SNN {t['snn_pj'] / 1e6:.3g} µJ, "
+                   f"ANN {t['ann_pj'] / 1e6:.3g} µJ, QANN {t['qann_pj'] / 1e6:.3g} µJ",
+                   fontsize=10)
+    ax_e.legend(fontsize=8, ncol=3, loc="upper center")
+    spiking = [i for i, row in enumerate(layers) if row["counts"]["comparisons"]]
+    ax_r.bar([names[i] for i in spiking], [layers[i]["spike_rate"] for i in spiking],
+             color="tab:purple", width=0.6)
+    ax_r.set_xlabel("layer")
+    ax_r.set_ylabel("spike rate (spikes / neuron / step)")
+    ax_r.set_title(f"{report['samples']} samples", fontsize=10)
+    fig.tight_layout()
+
+    def write(tmp: str) -> None:
+        fig.savefig(tmp, dpi=110, format="png")
+
+    try:
+        atomic_write(path, write)
+    finally:
+        plt.close(fig)
