@@ -30,11 +30,11 @@ demo: $(STAMP)
 		"$(RUNS)/verify.json, $(RUNS)/lava-run.json"
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks
+	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks export
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks
+	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks export
 
 clean:
 	rm -rf $(RUNS) .pytest_cache

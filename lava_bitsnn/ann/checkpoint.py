@@ -56,3 +56,19 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     except (ValueError, RuntimeError, TypeError) as exc:
         raise BitsnnError(f"checkpoint does not match its architecture: {exc}") from None
     return model.eval()
+
+
+def model_digest(ckpt: dict[str, Any]) -> str:
+    """SHA-256 of what defines the model: architecture, its arguments, bits, input shape,
+    normalisation and every state_dict tensor — not the training log, whose timings differ
+    between otherwise identical runs."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(json.dumps({k: ckpt[k] for k in ("arch", "arch_kwargs", "bits", "input_shape",
+                                              "normalisation")}, sort_keys=True).encode())
+    for key, tensor in sorted(ckpt["state_dict"].items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

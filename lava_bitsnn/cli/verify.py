@@ -4,9 +4,7 @@ SNN (and the integer QANN it must equal); exit 0 only where every promised equal
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
-from pathlib import Path
 
 from lava_bitsnn.cli.common import add_data_args, batches, run_cli, test_split, write_json
 
@@ -44,7 +42,7 @@ def _main(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
+    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_digest, model_from_checkpoint
     from lava_bitsnn.errors import BitsnnError
     from lava_bitsnn.files import check_writable
     from lava_bitsnn.netx import read_network
@@ -54,10 +52,9 @@ def _main(args: argparse.Namespace) -> int:
         check_writable(args.json)
     ckpt = load_checkpoint(args.checkpoint)
     net = read_network(args.network)
-    digest = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest()
-    if net.meta.get("source_sha256") not in (None, digest):
+    if net.meta.get("source_model_sha256") not in (None, model_digest(ckpt)):
         raise BitsnnError(f"{args.network} was not exported from {args.checkpoint} "
-                          "(checkpoint hash differs)")
+                          "(model hash differs)")
     model = model_from_checkpoint(ckpt)
     images, labels = test_split(net, args.dataset, args.data_dir, args.samples)
     report = VerifyReport(0)

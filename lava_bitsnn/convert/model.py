@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -47,15 +46,14 @@ def convert_model(model: nn.Module, input_shape: tuple[int, ...], mean: list[flo
 
 def convert_checkpoint(path: str | Path, time_steps: int | None = None,
                        encoding: str = "bit-serial") -> Network:
-    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
+    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_digest, model_from_checkpoint
 
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt)
     if any(m.bits != ckpt["bits"] for _, m in qcfs_layers(model)):
         raise BitsnnError(f"bits mismatch: checkpoint says {ckpt['bits']} but its QCFS layers "
                           "differ")
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    meta = {"source_checkpoint": Path(path).name, "source_sha256": digest,
+    meta = {"source_checkpoint": Path(path).name, "source_model_sha256": model_digest(ckpt),
             "arch": ckpt["arch"], "dataset": ckpt["dataset"]}
     norm = ckpt["normalisation"]
     return convert_model(model, tuple(ckpt["input_shape"]), norm["mean"], norm["std"],
