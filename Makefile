@@ -19,15 +19,16 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	@mkdir -p $(RUNS)
-	$(VENV)/bin/bitsnn-train --arch mnist-cnn --dataset digits --bits 4 --epochs 15 \
-		--batch-size 64 --lr 0.05 --seed 0 -o $(RUNS)/digits-mnist-cnn.pt
-	$(VENV)/bin/bitsnn-export $(RUNS)/digits-mnist-cnn.pt -o $(RUNS)/digits-mnist-cnn.net
+	$(PY) export/digits_mnist_cnn.py --out-dir $(RUNS) --checkpoint-dir $(RUNS)
 	$(VENV)/bin/bitsnn-verify $(RUNS)/digits-mnist-cnn.pt $(RUNS)/digits-mnist-cnn.net \
 		--dataset digits --lava-samples 32 --json $(RUNS)/verify.json
 	$(VENV)/bin/bitsnn-run $(RUNS)/digits-mnist-cnn.net --engine lava --precision fixed \
 		--dataset digits --batch-size 32 --json $(RUNS)/lava-run.json
+	$(VENV)/bin/bitsnn-energy $(RUNS)/digits-mnist-cnn.net --engine lava --dataset digits \
+		--samples 64 --batch-size 32 --json $(RUNS)/energy.json --csv $(RUNS)/energy.csv \
+		--plot $(RUNS)/energy.png
 	@echo "artifacts: $(RUNS)/digits-mnist-cnn.pt (ANN), $(RUNS)/digits-mnist-cnn.net (netx)," \
-		"$(RUNS)/verify.json, $(RUNS)/lava-run.json"
+		"$(RUNS)/verify.json, $(RUNS)/lava-run.json, $(RUNS)/energy.{json,csv,png}"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks export
