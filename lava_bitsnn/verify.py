@@ -41,7 +41,8 @@ def ann_trace(model: nn.Module, pixels: np.ndarray, mean: list[float], std: list
     for _, m in layers:
         m.record_codes = True
     try:
-        logits = model(normalise(pixels, mean, std).double())
+        # normalised in float64 too: float32 inputs alone move z/Δ by up to ~1e-6
+        logits = model(normalise(pixels, mean, std, torch.float64))
         codes, edge = {}, {}
         for name, m in layers:
             codes[name] = m.last_code.numpy().astype(np.int64)

@@ -82,3 +82,17 @@ def test_image_folder(tmp_path):
     data = load_dataset("imagefolder", tmp_path, image_size=16)
     assert data.class_names == ["cat", "dog"]
     assert data.train.images.shape == (4, 3, 16, 16)
+
+
+def test_normalise_in_float64_for_the_verification_trace():
+    """bitsnn-verify's ANN runs fully in float64: a float32 normalisation alone moved z/Δ by
+    ~1e-6 and produced a code mismatch away from any bin edge on MNIST."""
+    import torch
+
+    from lava_bitsnn.ann.data import normalise
+
+    x = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
+    got = normalise(x, [0.1307], [0.3081], torch.float64)
+    assert got.dtype == torch.float64
+    np.testing.assert_array_equal(got.numpy(), (x / 255.0 - 0.1307) / 0.3081)
+    assert normalise(x, [0.1307], [0.3081]).dtype == torch.float32

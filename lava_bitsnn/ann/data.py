@@ -177,11 +177,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, image_size: int 
     return _image_folder(folder, image_size)
 
 
-def normalise(images: np.ndarray, mean: list[float], std: list[float]):
-    """uint8 NCHW → normalised float32 torch tensor."""
+def normalise(images: np.ndarray, mean: list[float], std: list[float], dtype=None):
+    """uint8 NCHW → normalised torch tensor (float32 unless ``dtype`` says otherwise)."""
     import torch
 
-    x = torch.from_numpy(images.astype(np.float32)).div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    dtype = dtype or torch.float32
+    x = torch.from_numpy(np.asarray(images, dtype=np.float64)).to(dtype).div_(255.0)
+    m = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
     return (x - m) / s
