@@ -210,6 +210,7 @@ class Network:
                               f"network's {tuple(self.net.input_shape)}")
         if len(images) == 0:
             raise BitsnnError("no images to run")
+        before = {c.pid for c in multiprocessing.active_children()}
         source, synapses, neurons = self.build(images, record)
         error_log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         error_log.close()
@@ -238,14 +239,14 @@ class Network:
                 if interrupt.requested:
                     raise KeyboardInterrupt
         except (KeyboardInterrupt, BitsnnError):
-            _shutdown(source, started)
+            _shutdown(source, started, before)
             raise
         except Exception as exc:
-            _shutdown(source, started)
+            _shutdown(source, started, before)
             raise BitsnnError(f"the Lava run failed: {_child_error(error_log.name) or exc}"
                               ) from None
         else:
-            _shutdown(source, started)
+            _shutdown(source, started, before)
         finally:
             bar.close()
             Path(error_log.name).unlink(missing_ok=True)
@@ -324,19 +325,26 @@ def _child_error(path: str) -> str:
     return f"{lines[0].rstrip(':')}: {lines[-1]}" if lines else ""
 
 
-def _shutdown(source, started: bool) -> None:
-    """``stop()`` the runtime; if it hangs (after a failed run it can), kill the children."""
+def _shutdown(source, started: bool, before: set[int]) -> None:
+    """``stop()`` the runtime and make sure the children it started (those not in ``before``)
+    are gone: if ``stop()`` hangs (after a failed run it can) they are killed, and helpers it
+    leaves behind (the SharedMemoryManager can outlive a failed run's ``stop()``) get a few
+    seconds to exit before they are killed too."""
     if not started and getattr(source, "runtime", None) is None:
         return
     stopper = threading.Thread(target=_quiet_stop, args=(source,), daemon=True)
     stopper.start()
     stopper.join(STOP_TIMEOUT_S)
-    if stopper.is_alive():
-        children = multiprocessing.active_children()
-        for child in children:
-            child.kill()
+    ours = [c for c in multiprocessing.active_children() if c.pid not in before]
+    for attempt in range(2):
+        alive = [c for c in ours if c.is_alive()]
+        if not alive:
+            return
+        if stopper.is_alive() or attempt:
+            for child in alive:
+                child.kill()
         # Lava's SystemProcess.join takes no timeout: wait on the sentinels instead
-        multiprocessing.connection.wait([c.sentinel for c in children], timeout=5)
+        multiprocessing.connection.wait([c.sentinel for c in alive], timeout=5)
 
 
 def _quiet_stop(source) -> None:
