@@ -18,11 +18,13 @@ def add_synops(counts: LayerCounts, fan_outs: list[torch.Tensor],
     counts.connections = sum(int(f.sum()) for f in fan_outs)
 
 
-def add_input_macs(counts: LayerCounts, fan_outs: list[torch.Tensor], active_samples: int,
+def add_input_macs(counts: LayerCounts, fan_outs: list[torch.Tensor], pixels: torch.Tensor,
                    steps: int) -> None:
-    """Graded (multi-bit) input: one MAC per connection, per step, per sample with input."""
+    """Graded (multi-bit) input: one MAC per connection, per step, per sample with input
+    (``pixels``: the batch, sample first)."""
+    active = int(pixels.reshape(pixels.shape[0], -1).any(dim=1).sum())
     counts.connections = sum(int(f.sum()) for f in fan_outs)
-    counts.input_macs += counts.connections * active_samples * steps
+    counts.input_macs += counts.connections * active * steps
 
 
 def shift_steps(src_bits: int, acc_steps: int) -> int:

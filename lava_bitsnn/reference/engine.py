@@ -142,8 +142,7 @@ class ReferenceEngine:
         counts.accumulate_steps = steps
         add_accumulate_ops(counts, n, steps, 0 if graded else shift_steps(bits, steps))
         if graded:
-            active = int(src_codes[0].reshape(n, -1).any(dim=1).sum())
-            add_input_macs(counts, self._fan_out[idx], active, steps=1)
+            add_input_macs(counts, self._fan_out[idx], src_codes[0], steps=1)
             u = self._current(idx, src_codes) + bias
             return self._saturate(u, counts)
         add_synops(counts, self._fan_out[idx],
@@ -219,8 +218,7 @@ class ReferenceEngine:
                 inputs.append((x * value).reshape(n * steps, *x.shape[2:]))
             from_input = self.net.layers[layer.synapses[0].source].kind == "input"
             if from_input:
-                active = int(spike_counts[0].reshape(n, -1).any(dim=1).sum())
-                add_input_macs(c, self._fan_out[idx], active, steps)
+                add_input_macs(c, self._fan_out[idx], spike_counts[0], steps)
             else:
                 add_synops(c, self._fan_out[idx], [sc.sum(dim=0) for sc in spike_counts])
             current = self._current(idx, inputs).reshape(n, steps, *layer.shape)

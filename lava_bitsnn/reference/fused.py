@@ -91,8 +91,7 @@ class FusedFixed:
         src_bits = INPUT_BITS if src.kind == "input" else src.bits
         add_accumulate_ops(counts, n, steps, 0 if graded else shift_steps(src_bits, steps))
         if graded:
-            active = int(codes[0].reshape(n, -1).any(dim=1).sum())
-            add_input_macs(counts, self.fan_outs[idx], active, steps=1)
+            add_input_macs(counts, self.fan_outs[idx], codes[0], steps=1)
         else:
             add_synops(counts, self.fan_outs[idx], [spikes[s.source] for s in layer.synapses])
         u = None
@@ -113,9 +112,10 @@ class FusedFixed:
             top = u.mul_(1.0 / unit)  # u is not needed any more
         top = top.floor_().clamp_(0, (1 << self.time_steps) - 1)
         per_neuron = popcount(top, self.time_steps).sum(dim=0, dtype=torch.float64)
-        counts.spikes_out += int(per_neuron.sum())
+        spikes = int(per_neuron.sum())
+        counts.spikes_out += spikes
         counts.fire_steps = self.time_steps
-        add_fire_ops(counts, u.shape[0], self.time_steps, int(per_neuron.sum()), own_update=True)
+        add_fire_ops(counts, u.shape[0], self.time_steps, spikes, own_update=True)
         return (top.mul_(float(1 << drop)) if drop else top), per_neuron
 
     def run(self, pixels: torch.Tensor, counts: list[LayerCounts], record: bool
