@@ -18,30 +18,22 @@ import json
 import time
 from pathlib import Path
 
-from lava_bitsnn.ann.checkpoint import load_checkpoint
-from lava_bitsnn.ann.data import load_dataset
-from lava_bitsnn.convert.model import convert_checkpoint
+from checkpoints import DATA_ROOT, RESULTS, load_benchmark_model
+
 from lava_bitsnn.energy import PRESETS, energy_report
 from lava_bitsnn.energy.plot import plot_report
 from lava_bitsnn.reference import ReferenceEngine
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-MODELS = ROOT / "runs" / "benchmarks"
 DEFAULT = ["digits-bitl1-0", "digits-bitl1-1e-06", "digits-bitl1-3e-06", "digits-bitl1-1e-05",
            "fashion-mnist", "fashion-mnist-bitl1-1e-8", "mnist", "mnist-bitl1-1e-8"]
 
 
 def measure(name: str, data_root: Path, samples: int | None) -> dict | None:
-    path = MODELS / f"{name}.pt"
-    if not path.is_file():
-        print(f"skip {name}: {path} not found (train it with benchmarks/train_mnist_cnn.py)")
+    bench = load_benchmark_model(name, data_root)
+    if bench is None:
         return None
-    ckpt = load_checkpoint(path)
-    dataset = ckpt["dataset"]
-    data = load_dataset(dataset, None if dataset == "digits" else data_root / dataset)
-    x, y = data.test.images[:samples], data.test.labels[:samples]
-    net = convert_checkpoint(path)
+    ckpt, net, dataset = bench.checkpoint, bench.net, bench.checkpoint["dataset"]
+    x, y = bench.data.test.images[:samples], bench.data.test.labels[:samples]
     t0 = time.perf_counter()
     preds, counts = ReferenceEngine(net).evaluate(x, batch_size=256, progress=True)
     seconds = time.perf_counter() - t0
@@ -91,7 +83,7 @@ def plot_tradeoff(results: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"))
+    p.add_argument("--data-root", default=str(DATA_ROOT))
     p.add_argument("--only", nargs="*", default=DEFAULT)
     p.add_argument("--samples", type=int, help="first N test images (default: all)")
     args = p.parse_args()

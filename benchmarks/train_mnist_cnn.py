@@ -17,13 +17,10 @@ import time
 from pathlib import Path
 
 import torch
+from checkpoints import DATA_ROOT, MODELS, RESULTS
 
 from lava_bitsnn.ann.data import load_dataset
 from lava_bitsnn.ann.train import TrainConfig, train
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-MODELS = ROOT / "runs" / "benchmarks"
 
 DIGITS_SWEEP = (0.0, 1e-6, 3e-6, 1e-5, 3e-5)  # bit-ℓ1 coefficients for --digits-sweep
 
@@ -38,7 +35,7 @@ CONFIGS = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "datasets"))
+    p.add_argument("--data-root", default=str(DATA_ROOT))
     p.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--epochs", type=int, help="override the epochs of every configuration")
     p.add_argument("--digits-sweep", action="store_true",

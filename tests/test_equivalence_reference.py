@@ -139,6 +139,17 @@ def test_if_counts_spikes_over_time(digits_net, digits_data):
         assert result.codes[i].max() <= 8, layer.name
 
 
+def test_if_read_out_after_step_t_equals_a_run_of_t_steps(digits_net, digits_data):
+    """One long IF run gives the accuracy at every shorter T (the benchmark relies on it)."""
+    x = digits_data.test.images[:30]
+    long = ReferenceEngine(digits_net, "fixed", neuron="if", time_steps=16).run_batch(x)
+    assert long.logits_by_step.shape == (30, 16, 10)
+    np.testing.assert_array_equal(long.logits_by_step[:, -1], long.logits)
+    for t in (1, 3, 8):
+        short = ReferenceEngine(digits_net, "fixed", neuron="if", time_steps=t).run_batch(x)
+        np.testing.assert_array_equal(long.logits_by_step[:, t - 1], short.logits)
+
+
 BLOCKS = st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "residual"]),
                   min_size=1, max_size=4)
 

@@ -18,7 +18,14 @@ against the step-wise loops:
 * fire: the greedy MSB-first subtraction has a closed form;
 
 see ``fused.py`` for the argument. The IF baseline (rate coding, reset by subtraction,
-``v0 = θ/2``, constant input current) runs any ``T``.
+``v0 = θ/2``, constant input current) runs any ``T``; its read-out after every step is kept,
+since a run of ``T`` steps is the prefix of any longer run.
+
+``ablate`` switches off parts of the method for the ablation benchmark (the paper's Table 4),
+step-wise paths only: ``left-shift`` (accumulate ``I(t)`` unweighted), ``bias-shift`` (add the
+whole bias at every accumulate step instead of ``bias / A``) and ``deferred-firing`` (fire bit
+``t`` right after accumulate step ``t``, before the lower bits have arrived; inputs arriving
+after the last fire step are lost).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from lava_bitsnn.reference.fused import FusedFixed, may_clip
 
 PRECISIONS = ("fixed", "float")
 NEURONS = ("bit-serial", "if")
+ABLATIONS = ("left-shift", "bias-shift", "deferred-firing")
 
 
 @dataclass
@@ -51,6 +59,7 @@ class BatchResult:
     codes: list[np.ndarray]  # per layer: input pixels, hidden codes (IF: spike counts), logits
     spikes: list[np.ndarray | None] = field(default_factory=list)  # (N, T, *shape) bool
     counts: list[LayerCounts] = field(default_factory=list)
+    logits_by_step: np.ndarray | None = None  # IF: (N, T, classes), the read-out after step t
 
     @property
     def predictions(self) -> np.ndarray:
@@ -67,9 +76,29 @@ def _spike_count(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
     return sum((_bit(code, bits, t) for t in range(1, steps + 1)), torch.zeros_like(code))
 
 
+class _Firing:
+    """MSB-first fire steps of one layer: ``s(t) = [u ≥ θ_t]``, ``u ← u − s(t)·θ_t``."""
+
+    def __init__(self, layer: Layer, integer: bool, steps: int) -> None:
+        self.unit = float(layer.threshold_unit) if integer else layer.step
+        self.bits = layer.bits
+        self.steps = steps
+        self.spikes: list[torch.Tensor] = []
+
+    def step(self, u: torch.Tensor) -> torch.Tensor:
+        """Fire the next bit, if any is left, and return the membrane after it."""
+        if len(self.spikes) == self.steps:
+            return u
+        theta = self.unit * float(1 << (self.bits - len(self.spikes) - 1))
+        s = u >= theta
+        self.spikes.append(s)
+        return u - s.double() * theta
+
+
 class ReferenceEngine:
     def __init__(self, net: Network, precision: str = "fixed", neuron: str = "bit-serial",
-                 time_steps: int | None = None, fused: bool | None = None) -> None:
+                 time_steps: int | None = None, fused: bool | None = None,
+                 ablate: tuple[str, ...] = ()) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         if neuron not in NEURONS:
@@ -82,11 +111,17 @@ class ReferenceEngine:
             raise ValueError(f"bit-serial time steps must be 1..{net.bits}")
         if self.time_steps < 1:
             raise ValueError("time steps must be at least 1")
-        fusable = precision == "fixed" and neuron == "bit-serial" and not may_clip(net)
+        unknown = set(ablate) - set(ABLATIONS)
+        if unknown or (ablate and neuron != "bit-serial"):
+            raise ValueError(f"ablate takes {ABLATIONS} with the bit-serial neuron; "
+                             f"got {tuple(ablate)}")
+        self.ablate = frozenset(ablate)
+        fusable = (precision == "fixed" and neuron == "bit-serial" and not self.ablate
+                   and not may_clip(net))
         self.fused = fusable if fused is None else fused
         if self.fused and not fusable:
             raise ValueError("the fused path is exact only for the bit-serial neuron in fixed "
-                             "point where no accumulator can clip")
+                             "point, not ablated, where no accumulator can clip")
         integer = precision == "fixed"
         self._weights = [[torch.from_numpy((s.weight_int if integer else s.weight)
                                            .astype(np.float64)) for s in layer.synapses]
@@ -130,8 +165,10 @@ class ReferenceEngine:
             return INPUT_BITS, 1 if graded else INPUT_BITS, graded
         return src.bits, self.time_steps, False
 
-    def _accumulate(self, idx: int, codes: list[torch.Tensor], counts: LayerCounts
-                    ) -> torch.Tensor:
+    def _accumulate(self, idx: int, codes: list[torch.Tensor], counts: LayerCounts,
+                    fire: _Firing | None = None) -> torch.Tensor:
+        """The accumulate phase; ``fire`` (ablation of deferred firing) fires bit ``t`` right
+        after accumulate step ``t``."""
         layer = self.net.layers[idx]
         srcs = [self.net.layers[s.source] for s in layer.synapses]
         src_codes = [codes[s.source] for s in layer.synapses]
@@ -143,33 +180,36 @@ class ReferenceEngine:
         add_accumulate_ops(counts, n, steps, 0 if graded else shift_steps(bits, steps))
         if graded:
             add_input_macs(counts, self._fan_out[idx], src_codes[0], steps=1)
-            u = self._current(idx, src_codes) + bias
-            return self._saturate(u, counts)
+            u = self._saturate(self._current(idx, src_codes) + bias, counts)
+            return fire.step(u) if fire is not None else u
         add_synops(counts, self._fan_out[idx],
                    [_spike_count(c, bits, steps).sum(dim=0) for c in src_codes])
-        step_bias = torch.div(bias, steps, rounding_mode="floor") if self._integer() \
-            else bias / steps
-        first_extra = bias - step_bias * steps
+        if "bias-shift" in self.ablate:
+            step_bias, first_extra = bias, torch.zeros_like(bias)
+        else:
+            step_bias = torch.div(bias, steps, rounding_mode="floor") if self._integer() \
+                else bias / steps
+            first_extra = bias - step_bias * steps
         u = torch.zeros(n, *layer.shape, dtype=torch.float64)
         for t in range(1, steps + 1):
             current = self._current(idx, [_bit(c, bits, t).double() for c in src_codes])
-            u = u + current * float(1 << (bits - t)) + step_bias
+            weight = 1.0 if "left-shift" in self.ablate else float(1 << (bits - t))
+            u = u + current * weight + step_bias
             if t == 1:
                 u = u + first_extra
             u = self._saturate(u, counts)
+            if fire is not None:
+                u = fire.step(u)
         return u
 
-    def _fire(self, layer: Layer, u: torch.Tensor, counts: LayerCounts
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fire(self, layer: Layer, u: torch.Tensor, counts: LayerCounts,
+              firing: _Firing | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fire phase: the fire steps ``firing`` (if given) has not already taken."""
         counts.fire_steps = self.time_steps
-        unit = float(layer.threshold_unit) if self._integer() else layer.step
-        spikes = []
-        for t in range(1, self.time_steps + 1):
-            theta = unit * float(1 << (layer.bits - t))
-            s = u >= theta
-            u = u - s.double() * theta
-            spikes.append(s)
-        spk = torch.stack(spikes, dim=1)
+        firing = firing or _Firing(layer, self._integer(), self.time_steps)
+        while len(firing.spikes) < self.time_steps:
+            u = firing.step(u)
+        spk = torch.stack(firing.spikes, dim=1)
         weights = torch.tensor([1 << (layer.bits - t) for t in range(1, self.time_steps + 1)],
                                dtype=torch.int64).view(1, -1, *([1] * len(layer.shape)))
         code = (spk.to(torch.int64) * weights).sum(dim=1)
@@ -183,13 +223,16 @@ class ReferenceEngine:
         counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
         logits = None
         for idx, layer in enumerate(self.net.layers[1:], start=1):
-            u = self._accumulate(idx, codes, counts[idx])
+            eager = None
+            if "deferred-firing" in self.ablate and layer.kind != "output":
+                eager = _Firing(layer, self._integer(), self.time_steps)
+            u = self._accumulate(idx, codes, counts[idx], eager)
             if layer.kind == "output":
                 logits = u / layer.threshold_unit if self._integer() else u
                 codes.append(logits)
                 spikes.append(None)
                 break
-            code, spk = self._fire(layer, u, counts[idx])
+            code, spk = self._fire(layer, u, counts[idx], eager)
             codes.append(code)
             spikes.append(spk.numpy() if record else None)
         assert logits is not None
@@ -205,7 +248,7 @@ class ReferenceEngine:
         counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
         codes: list[np.ndarray] = [pixels.numpy()]
         spikes_out: list[np.ndarray | None] = [None]
-        logits = None
+        logits, by_step = None, []
         for idx, layer in enumerate(self.net.layers[1:], start=1):
             c = counts[idx]
             c.samples += n
@@ -228,9 +271,11 @@ class ReferenceEngine:
             add_accumulate_ops(c, n, steps, 0)
             if layer.kind == "output":  # accumulate step by step, saturating like Lava's
                 total = torch.zeros(n, *layer.shape, dtype=torch.float64)
+                scale = float(layer.threshold_unit) if self._integer() else 1.0
                 for t in range(steps):
                     total = self._saturate(total + current[:, t] + bias, c)
-                logits = total / steps / (layer.threshold_unit if self._integer() else 1.0)
+                    by_step.append(total / (t + 1) / scale)
+                logits = by_step[-1]
                 codes.append(logits.numpy())
                 spikes_out.append(None)
                 break
@@ -253,7 +298,8 @@ class ReferenceEngine:
             codes.append(spk.sum(dim=1).numpy())
             spikes_out.append(spk.numpy() if record else None)
         assert logits is not None
-        return BatchResult(logits.numpy(), codes, spikes_out, counts)
+        return BatchResult(logits.numpy(), codes, spikes_out, counts,
+                           torch.stack(by_step, dim=1).numpy())
 
     # ---- public --------------------------------------------------------------------------
     def run_batch(self, pixels: np.ndarray, record: bool = False) -> BatchResult:

@@ -1,0 +1,38 @@
+"""Where the benchmarks keep their results and find the checkpoints of train_mnist_cnn.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lava_bitsnn.ann.checkpoint import load_checkpoint
+from lava_bitsnn.ann.data import Dataset, load_dataset
+from lava_bitsnn.convert.ir import Network
+from lava_bitsnn.convert.model import convert_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+MODELS = ROOT / "runs" / "benchmarks"
+DATA_ROOT = ROOT.parent / "shared" / "datasets"
+
+
+@dataclass
+class BenchmarkModel:
+    name: str
+    path: Path
+    checkpoint: dict
+    net: Network
+    data: Dataset
+
+
+def load_benchmark_model(name: str, data_root: Path = DATA_ROOT) -> BenchmarkModel | None:
+    """The checkpoint ``runs/benchmarks/NAME.pt`` converted, with its dataset; ``None`` (and a
+    message) when it has not been trained."""
+    path = MODELS / f"{name}.pt"
+    if not path.is_file():
+        print(f"skip {name}: {path} not found (train it with benchmarks/train_mnist_cnn.py)")
+        return None
+    ckpt = load_checkpoint(path)
+    dataset = ckpt["dataset"]
+    data = load_dataset(dataset, None if dataset == "digits" else Path(data_root) / dataset)
+    return BenchmarkModel(name, path, ckpt, convert_checkpoint(path), data)
