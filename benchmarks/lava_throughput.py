@@ -44,19 +44,21 @@ def main() -> None:
     p.add_argument("--checkpoint", default=str(MODELS / "mnist.pt"))
     p.add_argument("--data-root", default=str(DATA_ROOT))
     p.add_argument("--lava-samples", type=int, default=512)
+    p.add_argument("--cuba-samples", type=int, default=32)
     args = p.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
     data = load_dataset(ckpt["dataset"], Path(args.data_root) / ckpt["dataset"])
     net = convert_checkpoint(args.checkpoint)
     x = data.test.images
     rows = {}
-    for precision, fused in (("fixed", True), ("fixed", False), ("float", False)):
+    for precision, fused, n in (("fixed", True, 2000), ("fixed", False, 500),
+                                ("float", False, 500)):
         engine = ReferenceEngine(net, precision, fused=fused)
         t0 = time.perf_counter()
-        engine.evaluate(x[:2000], batch_size=500)
+        engine.evaluate(x[:n], batch_size=500)
         wall = time.perf_counter() - t0
         rows[f"reference {precision}{' fused' if fused else ' step-wise'}"] = {
-            "samples": 2000, "wall_seconds": wall, "samples_per_second": 2000 / wall}
+            "samples": n, "wall_seconds": wall, "samples_per_second": n / wall}
     sub = x[:args.lava_samples]
     expected = ReferenceEngine(net, "fixed").run_batch(sub)
     if_steps = rate_coded_steps()
@@ -64,7 +66,8 @@ def main() -> None:
                ("streaming B=1", "bit-serial", 1, True, 32),
                ("batched B=16", "bit-serial", 16, True, args.lava_samples // 2),
                ("batched B=64", "bit-serial", 64, True, args.lava_samples),
-               (f"rate-coded IF T={if_steps}, batched B=16", "if", 16, True, 64)]
+               (f"rate-coded IF T={if_steps}, batched B=16", "if", 16, True,
+                args.lava_samples // 2)]
     for label, neuron, batch, pipelined, n in configs:
         steps = if_steps if neuron == "if" else None
         lava = Network(net, "fixed", neuron, steps, batch_size=batch, pipelined=pipelined)
@@ -80,7 +83,7 @@ def main() -> None:
             "logits_equal_reference": exact}
         print(label, rows[f"lava fixed {label}"])
     rows[f"lava-dl netx CUBA twin, rate-coded T={if_steps}, B=1"] = cuba_throughput(
-        sub[:8], if_steps)
+        sub[:args.cuba_samples], if_steps)
     print(rows[f"lava-dl netx CUBA twin, rate-coded T={if_steps}, B=1"])
     best_lava = max(v["samples_per_second"] for k, v in rows.items()
                     if k.startswith("lava fixed"))
