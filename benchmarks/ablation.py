@@ -16,7 +16,7 @@ import itertools
 import json
 import time
 
-from checkpoints import RESULTS, load_benchmark_model
+from checkpoints import load_benchmark_model, previous_results
 from tqdm import tqdm
 
 from lava_bitsnn.reference import ReferenceEngine
@@ -28,8 +28,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=["mnist", "fashion-mnist"])
     p.add_argument("--samples", type=int, default=1000)
     args = p.parse_args()
-    out_file = RESULTS / "ablation.json"
-    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    out_file, results = previous_results("ablation.json")
     for name in args.only:
         model = load_benchmark_model(name)
         if model is None:

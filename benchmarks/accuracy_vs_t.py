@@ -18,7 +18,7 @@ import json
 import time
 
 import numpy as np
-from checkpoints import RESULTS, load_benchmark_model
+from checkpoints import RESULTS, load_benchmark_model, previous_results
 from tqdm import tqdm
 
 from lava_bitsnn.reference import ReferenceEngine
@@ -27,10 +27,15 @@ IF_STEPS = (1, 2, 4, 8, 16, 32, 64)
 DEFAULT = ["mnist", "fashion-mnist", "mnist-bitl1-1e-8", "fashion-mnist-bitl1-1e-8"]
 
 
-def bit_serial_accuracy(net, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {f"T={t}": float((ReferenceEngine(net, "fixed", time_steps=t)
-                             .evaluate(images, batch_size=500)[0] == labels).mean())
-            for t in range(1, net.bits + 1)}
+def bit_serial_predictions(net, images: np.ndarray, steps: list[int]) -> dict[int, np.ndarray]:
+    """Fixed-point bit-serial predictions at each T in ``steps``."""
+    return {t: ReferenceEngine(net, "fixed", time_steps=t).evaluate(images, batch_size=500)[0]
+            for t in steps}
+
+
+def accuracies(predictions: dict[int, np.ndarray], labels: np.ndarray) -> dict[str, float]:
+    """``{"T=t": accuracy}`` over the first ``len(labels)`` predictions."""
+    return {f"T={t}": float((p[:len(labels)] == labels).mean()) for t, p in predictions.items()}
 
 
 def if_accuracy(net, images: np.ndarray, labels: np.ndarray, batch: int = 16
@@ -75,8 +80,7 @@ def main() -> None:
     p.add_argument("--if-samples", type=int, default=1000,
                    help="test images for the IF baseline (64 steps each)")
     args = p.parse_args()
-    out_file = RESULTS / "accuracy_vs_t.json"
-    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    out_file, results = previous_results("accuracy_vs_t.json")
     for name in args.only:
         model = load_benchmark_model(name)
         if model is None:
@@ -84,14 +88,15 @@ def main() -> None:
         x, y = model.data.test.images, model.data.test.labels
         xs, ys = x[:args.if_samples], y[:args.if_samples]
         t0 = time.perf_counter()
+        bit_serial = bit_serial_predictions(model.net, x, list(range(1, model.net.bits + 1)))
         results[name] = {
             "command": f"python benchmarks/accuracy_vs_t.py --only {name} "
                        f"--if-samples {args.if_samples}",
             "ann": model.checkpoint["log"][-1]["test_accuracy"],
             "test_images": int(len(y)),
-            "bit_serial": bit_serial_accuracy(model.net, x, y),
+            "bit_serial": accuracies(bit_serial, y),
             "if_samples": int(len(ys)),
-            "bit_serial_on_if_samples": bit_serial_accuracy(model.net, xs, ys),
+            "bit_serial_on_if_samples": accuracies(bit_serial, ys),
             "if": if_accuracy(model.net, xs, ys),
         }
         results[name]["seconds"] = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,3 +37,11 @@ def load_benchmark_model(name: str, data_root: Path = DATA_ROOT) -> BenchmarkMod
     dataset = ckpt["dataset"]
     data = load_dataset(dataset, None if dataset == "digits" else Path(data_root) / dataset)
     return BenchmarkModel(name, path, ckpt, convert_checkpoint(path), data)
+
+
+def previous_results(filename: str) -> tuple[Path, dict]:
+    """``benchmarks/results/FILENAME`` and what an earlier run saved there (models not run now
+    keep their rows)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / filename
+    return path, json.loads(path.read_text()) if path.exists() else {}

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from checkpoints import DATA_ROOT, RESULTS, load_benchmark_model
+from checkpoints import DATA_ROOT, RESULTS, load_benchmark_model, previous_results
 
 from lava_bitsnn.energy import PRESETS, energy_report
 from lava_bitsnn.energy.plot import plot_report
@@ -87,9 +87,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=DEFAULT)
     p.add_argument("--samples", type=int, help="first N test images (default: all)")
     args = p.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out_file = RESULTS / "energy.json"
-    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    out_file, results = previous_results("energy.json")
     for name in args.only:
         row = measure(name, Path(args.data_root), args.samples)
         if row is not None:

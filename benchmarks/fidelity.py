@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import asdict
 
-from checkpoints import RESULTS, load_benchmark_model
+from checkpoints import load_benchmark_model, previous_results
 from tqdm import tqdm
 
 from lava_bitsnn.ann.checkpoint import model_from_checkpoint
@@ -27,8 +27,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", default=["fashion-mnist", "mnist"])
     args = p.parse_args()
-    out_file = RESULTS / "fidelity.json"
-    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    out_file, results = previous_results("fidelity.json")
     for name in args.only:
         bench = load_benchmark_model(name)
         if bench is None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from checkpoints import DATA_ROOT, MODELS, RESULTS
+from checkpoints import DATA_ROOT, MODELS, RESULTS, previous_results
 from lava_dl_cuba import cuba_throughput
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint
@@ -31,10 +31,10 @@ from lava_bitsnn.reference import ReferenceEngine
 
 def rate_coded_steps(name: str = "mnist", within: float = 0.005) -> int:
     """The first IF T of accuracy_vs_t.json within ``within`` of the ANN (32 if unknown)."""
-    path = RESULTS / "accuracy_vs_t.json"
-    if not path.exists() or name not in json.loads(path.read_text()):
+    _, table = previous_results("accuracy_vs_t.json")
+    if name not in table:
         return 32
-    r = json.loads(path.read_text())[name]
+    r = table[name]
     good = [int(k[2:]) for k, v in r["if"].items() if v >= r["ann"] - within]
     return min(good) if good else max(int(k[2:]) for k in r["if"])
 

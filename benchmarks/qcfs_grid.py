@@ -14,7 +14,7 @@ import argparse
 import json
 import time
 
-from accuracy_vs_t import IF_STEPS, bit_serial_accuracy, if_accuracy
+from accuracy_vs_t import IF_STEPS, accuracies, bit_serial_predictions, if_accuracy
 from checkpoints import MODELS, RESULTS
 
 from lava_bitsnn.ann.data import load_dataset
@@ -60,7 +60,7 @@ def main() -> None:
         ckpt = train(cfg, data, str(path), progress=False)
         net = convert_checkpoint(path)
         rows[str(b)] = {"levels": 2 ** b - 1, "ann": ckpt["log"][-1]["test_accuracy"],
-                        "bit_serial": bit_serial_accuracy(net, x, y)[f"T={b}"],
+                        "bit_serial": accuracies(bit_serial_predictions(net, x, [b]), y)[f"T={b}"],
                         "if": if_accuracy(net, x, y), "seconds": time.perf_counter() - t0}
         print(f"b={b}: {rows[str(b)]}")
     out_file.write_text(json.dumps({"command": "python benchmarks/qcfs_grid.py",
