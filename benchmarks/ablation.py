@@ -16,7 +16,7 @@ import itertools
 import json
 import time
 
-from checkpoints import load_benchmark_model, previous_results
+from checkpoints import previous_results, trained_models
 from tqdm import tqdm
 
 from lava_bitsnn.reference import ReferenceEngine
@@ -29,10 +29,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=1000)
     args = p.parse_args()
     out_file, results = previous_results("ablation.json")
-    for name in args.only:
-        model = load_benchmark_model(name)
-        if model is None:
-            continue
+    for model in trained_models(args.only):
+        name = model.name
         x, y = model.data.test.images[:args.samples], model.data.test.labels[:args.samples]
         rows = []
         for off in tqdm(list(itertools.product((False, True), repeat=len(ABLATIONS))),

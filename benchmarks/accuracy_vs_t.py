@@ -18,7 +18,7 @@ import json
 import time
 
 import numpy as np
-from checkpoints import RESULTS, load_benchmark_model, previous_results
+from checkpoints import RESULTS, previous_results, trained_models
 from tqdm import tqdm
 
 from lava_bitsnn.reference import ReferenceEngine
@@ -81,10 +81,8 @@ def main() -> None:
                    help="test images for the IF baseline (64 steps each)")
     args = p.parse_args()
     out_file, results = previous_results("accuracy_vs_t.json")
-    for name in args.only:
-        model = load_benchmark_model(name)
-        if model is None:
-            continue
+    for model in trained_models(args.only):
+        name = model.name
         x, y = model.data.test.images, model.data.test.labels
         xs, ys = x[:args.if_samples], y[:args.if_samples]
         t0 = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,14 @@ def load_benchmark_model(name: str, data_root: Path = DATA_ROOT) -> BenchmarkMod
     dataset = ckpt["dataset"]
     data = load_dataset(dataset, None if dataset == "digits" else Path(data_root) / dataset)
     return BenchmarkModel(name, path, ckpt, convert_checkpoint(path), data)
+
+
+def trained_models(names: list[str], data_root: Path = DATA_ROOT) -> Iterator[BenchmarkModel]:
+    """The named benchmark models that have been trained, loaded one at a time."""
+    for name in names:
+        model = load_benchmark_model(name, data_root)
+        if model is not None:
+            yield model
 
 
 def previous_results(filename: str) -> tuple[Path, dict]:

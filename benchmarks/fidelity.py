@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import asdict
 
-from checkpoints import load_benchmark_model, previous_results
+from checkpoints import previous_results, trained_models
 from tqdm import tqdm
 
 from lava_bitsnn.ann.checkpoint import model_from_checkpoint
@@ -28,10 +28,8 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=["fashion-mnist", "mnist"])
     args = p.parse_args()
     out_file, results = previous_results("fidelity.json")
-    for name in args.only:
-        bench = load_benchmark_model(name)
-        if bench is None:
-            continue
+    for bench in trained_models(args.only):
+        name = bench.name
         x, y = bench.data.test.images, bench.data.test.labels
         model, net = model_from_checkpoint(bench.checkpoint), bench.net
         t0 = time.perf_counter()
