@@ -182,7 +182,7 @@ def normalise(images: np.ndarray, mean: list[float], std: list[float], dtype=Non
     import torch
 
     dtype = dtype or torch.float32
-    x = torch.from_numpy(np.asarray(images)).to(dtype).div_(255.0)  # uint8 → dtype, exact
+    x = torch.from_numpy(np.asarray(images, dtype=np.float64)).to(dtype).div_(255.0)
     m = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
     return (x - m) / s
