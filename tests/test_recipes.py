@@ -37,7 +37,9 @@ def test_digits_recipe_rebuilds_the_shipped_model(tmp_path):
 
 
 def test_digits_recipe_is_deterministic_on_this_machine(tmp_path):
-    """Whatever the machine: two rebuilds give the same bytes."""
+    """Where the shipped hash cannot be checked: two rebuilds give the same bytes."""
+    if _same_kernels_as_the_build():
+        pytest.skip("the shipped-hash test above already rebuilds and compares bit for bit")
     digests = []
     for k in range(2):
         out = tmp_path / str(k)
