@@ -37,6 +37,7 @@ from lava_bitsnn.lava.procs.process import (
 )
 
 STOP_TIMEOUT_S = 10.0
+EXIT_GRACE_S = 5.0
 
 
 @dataclass
@@ -327,24 +328,34 @@ def _child_error(path: str) -> str:
 
 def _shutdown(source, started: bool, before: set[int]) -> None:
     """``stop()`` the runtime and make sure the children it started (those not in ``before``)
-    are gone: if ``stop()`` hangs (after a failed run it can) they are killed, and helpers it
-    leaves behind (the SharedMemoryManager can outlive a failed run's ``stop()``) get a few
-    seconds to exit before they are killed too."""
+    are gone: if ``stop()`` hangs (after a failed run it can) they are killed at once, and
+    helpers a finished ``stop()`` leaves behind (the SharedMemoryManager can outlive it) get
+    a few seconds to exit before they are killed too. Returns only when every one has been
+    reaped."""
     if not started and getattr(source, "runtime", None) is None:
         return
     stopper = threading.Thread(target=_quiet_stop, args=(source,), daemon=True)
     stopper.start()
     stopper.join(STOP_TIMEOUT_S)
     ours = [c for c in multiprocessing.active_children() if c.pid not in before]
-    for attempt in range(2):
-        alive = [c for c in ours if c.is_alive()]
-        if not alive:
-            return
-        if stopper.is_alive() or attempt:
-            for child in alive:
-                child.kill()
-        # Lava's SystemProcess.join takes no timeout: wait on the sentinels instead
-        multiprocessing.connection.wait([c.sentinel for c in alive], timeout=5)
+    if _reap(ours, 0.0 if stopper.is_alive() else EXIT_GRACE_S):
+        return
+    for child in ours:
+        if child.is_alive():
+            child.kill()
+    _reap(ours, EXIT_GRACE_S)
+
+
+def _reap(children: list, timeout: float) -> bool:
+    """Wait until every child has exited (or ``timeout`` s passed); True if all are gone.
+    Lava's SystemProcess.join takes no timeout, so this waits on the sentinels instead."""
+    deadline = time.monotonic() + timeout
+    while alive := [c for c in children if c.is_alive()]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        multiprocessing.connection.wait([c.sentinel for c in alive], timeout=left)
+    return True
 
 
 def _quiet_stop(source) -> None:
