@@ -14,6 +14,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_bitsnn.convert.ir import INPUT_BITS
 from lava_bitsnn.counts import NEURON_OPS
 from lava_bitsnn.lava.procs.process import (
     BitSerialNeuron,
@@ -22,7 +23,7 @@ from lava_bitsnn.lava.procs.process import (
     ImageSource,
     OutputAccumulator,
 )
-from lava_bitsnn.lava.procs.synapse_math import apply_synapse
+from lava_bitsnn.lava.procs.synapse_math import apply_synapse, exact_float_dtype
 
 OP_INDEX = {op: i for i, op in enumerate(NEURON_OPS)}
 ACC_MAX = (1 << 23) - 1
@@ -96,9 +97,6 @@ class _Common(_Guarded):
         if shift > 0:
             self.count(n, k, "shifts")
 
-    def to_state(self, x: np.ndarray) -> np.ndarray:
-        return np.rint(x).astype(np.int64) if self.integer else x.astype(np.float64)
-
 
 # ---- input -------------------------------------------------------------------------------
 class _PyImageSource(_Guarded):
@@ -134,6 +132,16 @@ class _PyBitSynapse(_Common):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         self.pipeline: list[np.ndarray] = []
+        self._dtype: type | None = None
+
+    def compute_dtype(self) -> type:
+        """float64, or in fixed point float32 where that is exact (``exact_float_dtype``)."""
+        if self._dtype is None:
+            p = self.proc_params
+            largest_input = (1 << INPUT_BITS) - 1 if p["graded"] else 1  # pixel or spike
+            self._dtype = exact_float_dtype(self.weight, p["pool"], largest_input
+                                            ) if self.integer else np.float64
+        return self._dtype
 
     def step(self) -> None:
         p = self.proc_params
@@ -145,20 +153,21 @@ class _PyBitSynapse(_Common):
         if not s.any():
             self.pipeline.append(zero)
             return
-        w = self.weight.astype(np.float64)
-        current = apply_synapse(s.astype(np.float64), w, p["kind"], p["stride"],
-                                p["padding"], p["groups"], p["pool"], p["flatten"])
-        self.pipeline.append(self.to_state(current).astype(self.a_out._d_type))
+        dtype = self.compute_dtype()
+        current = apply_synapse(s.astype(dtype), self.weight.astype(dtype), p["kind"],
+                                p["stride"], p["padding"], p["groups"], p["pool"], p["flatten"])
+        # integer inputs and weights: the sums are exact integers, no rounding needed
+        self.pipeline.append(current.astype(self.a_out._d_type, copy=False))
         n, _ = window(self.time_step, p["src_start"], p["period"], p["periods"], p["src_steps"])
         if n < 0:
             return
-        per_sample = s.reshape(s.shape[0], -1)
         if p["graded"]:  # one MAC per connection of every sample, each graded step
             self.synops[n] += int(self.fan_out.sum())
-        else:
-            self.synops[n] += np.rint((per_sample * self.fan_out.reshape(1, -1)).sum(axis=1)
-                                      ).astype(np.int64)
-            self.spikes_in[n] += np.rint(per_sample.sum(axis=1)).astype(np.int64)
+        else:  # spikes are 0/1: a float64 matrix-vector product counts exactly (BLAS)
+            spikes = s.reshape(s.shape[0], -1).astype(np.float64, copy=False)
+            fan_out = self.fan_out.reshape(-1).astype(np.float64)
+            self.synops[n] += np.rint(spikes @ fan_out).astype(np.int64)
+            self.spikes_in[n] += np.rint(spikes.sum(axis=1)).astype(np.int64)
 
 
 @implements(proc=BitSynapse, protocol=LoihiProtocol)

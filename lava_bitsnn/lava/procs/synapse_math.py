@@ -4,7 +4,6 @@ the same map as ``lava_bitsnn.convert.synapse_ops`` (torch), tested equal."""
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def sum_pool(x: np.ndarray, k: int) -> np.ndarray:
@@ -16,21 +15,24 @@ def sum_pool(x: np.ndarray, k: int) -> np.ndarray:
 
 def conv2d(x: np.ndarray, weight: np.ndarray, stride: int, padding: int, groups: int
            ) -> np.ndarray:
-    """(B, C, H, W) * (O, C/g, kh, kw) → (B, O, Ho, Wo), cross-correlation like torch."""
-    b, c, _, _ = x.shape
+    """(B, C, H, W) * (O, C/g, kh, kw) → (B, O, Ho, Wo), cross-correlation like torch.
+
+    im2col with the batch inside the columns, so each group is one large GEMM (BLAS):
+    about 2× faster at batch 64 than contracting a strided window view."""
+    b, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
+    ho = (h + 2 * padding - kh) // stride + 1
+    wo = (w + 2 * padding - kw) // stride + 1
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
-    ho, wo = win.shape[2], win.shape[3]
-    if groups == 1:
-        out = np.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))  # (B, Ho, Wo, O)
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
-    og = o // groups
-    win = win.reshape(b, groups, cg, ho, wo, kh, kw)
-    w = weight.reshape(groups, og, cg, kh, kw)
-    out = np.einsum("bgchwij,gocij->bgohw", win, w, optimize=True)
-    return out.reshape(b, o, ho, wo)
+    by_channel = x.transpose(1, 0, 2, 3)
+    cols = np.empty((c, kh, kw, b, ho, wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = by_channel[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride]
+    out = np.matmul(weight.reshape(groups, o // groups, cg * kh * kw),
+                    cols.reshape(groups, cg * kh * kw, b * ho * wo))
+    return np.ascontiguousarray(out.reshape(o, b, ho, wo).transpose(1, 0, 2, 3))
 
 
 def apply_synapse(x: np.ndarray, weight: np.ndarray, kind: str, stride: int, padding: int,
@@ -41,3 +43,11 @@ def apply_synapse(x: np.ndarray, weight: np.ndarray, kind: str, stride: int, pad
     if kind == "dense":
         return x @ weight.T
     return conv2d(x, weight, stride, padding, groups)
+
+
+def exact_float_dtype(weight: np.ndarray, pool: int, largest_input: int) -> type:
+    """float32 if it computes this integer synapse exactly, else float64. Every partial sum of
+    an output is at most Σ|w| over its inputs × pool² × the largest input, and float32 holds
+    every integer below 2^24 (float64: 2^53, far above any 24-bit-state network)."""
+    per_output = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max()
+    return np.float32 if int(per_output) * pool ** 2 * largest_input < 1 << 24 else np.float64
