@@ -1,8 +1,9 @@
 """Throughput benchmark (issue 4): samples/s of the Lava runtime (sequential, streaming and
-batched) against the reference engine, on mnist-cnn (b=4) trained on MNIST, and against a
-plain lava-dl netx CUBA network of the same neuron counts run rate-coded for the T at which
-the IF baseline comes within 0.5 pp of the ANN (benchmarks/accuracy_vs_t.json; 32 if absent).
-The Lava runs are also checked bit-exact against the reference on the same images.
+batched; bit-serial and graded input) against the reference engine, on mnist-cnn (b=4)
+trained on MNIST, and against a plain lava-dl netx CUBA network of the same neuron counts
+run rate-coded for the T at which the IF baseline comes within 0.5 pp of the ANN
+(benchmarks/accuracy_vs_t.json; 32 if absent). The Lava runs are also checked bit-exact
+against the reference on the same images.
 
     python benchmarks/lava_throughput.py [--checkpoint runs/benchmarks/mnist.pt]
 
@@ -43,7 +44,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=str(MODELS / "mnist.pt"))
     p.add_argument("--data-root", default=str(DATA_ROOT))
-    p.add_argument("--lava-samples", type=int, default=512)
+    p.add_argument("--lava-samples", type=int, default=1024)
     p.add_argument("--cuba-samples", type=int, default=32)
     args = p.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
@@ -60,21 +61,24 @@ def main() -> None:
         rows[f"reference {precision}{' fused' if fused else ' step-wise'}"] = {
             "samples": n, "wall_seconds": wall, "samples_per_second": n / wall}
     sub = x[:args.lava_samples]
-    expected = ReferenceEngine(net, "fixed").run_batch(sub)
+    nets = {"bit-serial": net,
+            "graded": convert_checkpoint(args.checkpoint, encoding="graded")}
     if_steps = rate_coded_steps()
-    configs = [("sequential B=1", "bit-serial", 1, False, 16),
-               ("streaming B=1", "bit-serial", 1, True, 32),
-               ("batched B=16", "bit-serial", 16, True, args.lava_samples // 2),
-               ("batched B=64", "bit-serial", 64, True, args.lava_samples),
-               (f"rate-coded IF T={if_steps}, batched B=16", "if", 16, True,
+    configs = [("sequential B=1", "bit-serial", "bit-serial", 1, False, 16),
+               ("streaming B=1", "bit-serial", "bit-serial", 1, True, 32),
+               ("batched B=16", "bit-serial", "bit-serial", 16, True, args.lava_samples // 2),
+               ("batched B=64", "bit-serial", "bit-serial", 64, True, args.lava_samples),
+               ("batched B=64, graded input", "bit-serial", "graded", 64, True,
+                args.lava_samples),
+               (f"rate-coded IF T={if_steps}, batched B=16", "if", "bit-serial", 16, True,
                 args.lava_samples // 2)]
-    for label, neuron, batch, pipelined, n in configs:
+    for label, neuron, encoding, batch, pipelined, n in configs:
         steps = if_steps if neuron == "if" else None
-        lava = Network(net, "fixed", neuron, steps, batch_size=batch, pipelined=pipelined)
+        lava = Network(nets[encoding], "fixed", neuron, steps, batch_size=batch,
+                       pipelined=pipelined)
         result = lava.run_dataset(sub[:n])
-        reference = expected if neuron == "bit-serial" else ReferenceEngine(
-            net, "fixed", "if", if_steps).run_batch(sub[:n])
-        exact = bool(np.array_equal(result.logits, reference.logits[:n]))
+        reference = ReferenceEngine(nets[encoding], "fixed", neuron, steps).run_batch(sub[:n])
+        exact = bool(np.array_equal(result.logits, reference.logits))
         rows[f"lava fixed {label}"] = {
             "samples": n, "wall_seconds": result.wall_seconds,
             "samples_per_second": n / result.wall_seconds, "simulated_steps": result.steps,
