@@ -3,6 +3,7 @@ reference spikes and Lava floating_pt == float reference, every layer, on real d
 networks (residual, depthwise); IF baseline; T < b; bad input; failure handling."""
 
 import multiprocessing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,7 +165,9 @@ def test_overflow_is_counted_not_silent(digits_net, digits_data):
     net = copy.deepcopy(digits_net)
     net.layers[1].bias_int = net.layers[1].bias_int + (1 << 23)  # forces saturation
     x = digits_data.test.images[:2]
+    segments = _shared_memory_segments()
     result = Network(net, "fixed").run_dataset(x)
+    assert _shared_memory_segments() <= segments
     ref = ReferenceEngine(net, "fixed", fused=False).run_batch(x)
     assert result.counts[1].overflows > 0
     assert result.counts[1].overflows == ref.counts[1].overflows
@@ -177,15 +180,26 @@ def test_bad_input(digits_net, tmp_path):
         Network(digits_net, time_steps=9)
 
 
+def _shared_memory_segments() -> set[str]:
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm to list shared memory segments in")
+    return {p.name for p in shm.iterdir()}
+
+
 def test_failed_run_stops_and_leaves_no_children(digits_net, digits_data):
+    """A ProcessModel failing mid-run: one clear error, every child reaped and every shared
+    memory segment of the run released (none left for the resource tracker to warn about)."""
     import copy
 
     net = copy.deepcopy(digits_net)
     syn = net.layers[2].synapses[0]
     syn.weight_int = syn.weight_int[:, :5]  # wrong shape: fails inside the Lava process
-    with pytest.raises(BitsnnError, match="Lava run failed"):
+    segments = _shared_memory_segments()
+    with pytest.raises(BitsnnError, match="Lava run failed: in 5/syn0 at step"):
         Network(net, "fixed").run_dataset(digits_data.test.images[:2])
     assert not [c for c in multiprocessing.active_children() if c.is_alive()]
+    assert _shared_memory_segments() <= segments
 
 
 def test_ctrl_c_stops_cleanly(digits_net, tmp_path):

@@ -327,14 +327,19 @@ def _child_error(path: str) -> str:
 
 
 def _shutdown(source, started: bool, before: set[int]) -> None:
-    """``stop()`` the runtime and make sure the children it started (those not in ``before``)
-    are gone: if ``stop()`` hangs (after a failed run it can) they are killed at once, and
-    helpers a finished ``stop()`` leaves behind (the SharedMemoryManager can outlive it) get
-    a few seconds to exit before they are killed too. Returns only when every one has been
-    reaped."""
+    """Stop the runtime and make sure the children it started (those not in ``before``) are
+    gone. After a failure inside a ProcessModel, Lava has already joined every actor, and its
+    ``stop()`` would wait forever for their answers: then only the shared memory is released.
+    If ``stop()`` hangs anyway, the children are killed at once; helpers a finished ``stop()``
+    leaves behind get a few seconds to exit before they are killed too. Returns only when
+    every one has been reaped."""
+    from lava.magma.runtime.message_infrastructure.multiprocessing import SystemProcess
+
     if not started and getattr(source, "runtime", None) is None:
         return
-    stopper = threading.Thread(target=_quiet_stop, args=(source,), daemon=True)
+    actors_alive = any(isinstance(c, SystemProcess) and c.pid not in before
+                       for c in multiprocessing.active_children())
+    stopper = threading.Thread(target=_quiet_stop, args=(source, actors_alive), daemon=True)
     stopper.start()
     stopper.join(STOP_TIMEOUT_S)
     ours = [c for c in multiprocessing.active_children() if c.pid not in before]
@@ -358,8 +363,11 @@ def _reap(children: list, timeout: float) -> bool:
     return True
 
 
-def _quiet_stop(source) -> None:
+def _quiet_stop(source, actors_alive: bool) -> None:
     try:
-        source.stop()
+        if actors_alive:
+            source.stop()
+        else:  # lava-nc 0.10: what Runtime.stop() does last, minus the wait on dead actors
+            source.runtime._messaging_infrastructure.stop()
     except Exception:  # noqa: BLE001 - a broken runtime may raise anything on stop
         pass
