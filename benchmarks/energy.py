@@ -25,7 +25,7 @@ from lava_bitsnn.energy.plot import plot_report
 from lava_bitsnn.reference import ReferenceEngine
 
 DEFAULT = ["digits-bitl1-0", "digits-bitl1-1e-06", "digits-bitl1-3e-06", "digits-bitl1-1e-05",
-           "fashion-mnist", "fashion-mnist-bitl1-3e-9", "fashion-mnist-bitl1-1e-8",
+           "fashion-mnist", "fashion-mnist-bitl1-1e-8",
            "fashion-mnist-bitl1-3e-8", "mnist", "mnist-bitl1-1e-8", "mnist-bitl1-3e-8"]
 
 

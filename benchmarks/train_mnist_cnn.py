@@ -33,8 +33,6 @@ CONFIGS = {
     # more points of the regulariser trade-off (the shape of the paper's Figs. 6-7)
     "fashion-mnist-bitl1-3e-8": dict(dataset="fashion-mnist", epochs=12, augment=True,
                                      bit_l1=3e-8),
-    "fashion-mnist-bitl1-3e-9": dict(dataset="fashion-mnist", epochs=12, augment=True,
-                                     bit_l1=3e-9),
     "mnist-bitl1-3e-8": dict(dataset="mnist", epochs=8, augment=True, bit_l1=3e-8),
 }
 
