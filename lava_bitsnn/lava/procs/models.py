@@ -132,16 +132,20 @@ class _PyBitSynapse(_Common):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         self.pipeline: list[np.ndarray] = []
-        self._dtype: type | None = None
+        self._operands: tuple[np.ndarray, np.ndarray] | None = None
 
-    def compute_dtype(self) -> type:
-        """float64, or in fixed point float32 where that is exact (``exact_float_dtype``)."""
-        if self._dtype is None:
+    def operands(self) -> tuple[np.ndarray, np.ndarray]:
+        """The weights in the compute dtype and the fan-outs as float64, converted once (the
+        builder writes both before the run; nothing changes them later). The dtype is float64,
+        or in fixed point float32 where that is exact (``exact_float_dtype``)."""
+        if self._operands is None:
             p = self.proc_params
             largest_input = (1 << INPUT_BITS) - 1 if p["graded"] else 1  # pixel or spike
-            self._dtype = exact_float_dtype(self.weight, p["pool"], largest_input
-                                            ) if self.integer else np.float64
-        return self._dtype
+            dtype = exact_float_dtype(self.weight, p["pool"], largest_input
+                                      ) if self.integer else np.float64
+            self._operands = (self.weight.astype(dtype),
+                              self.fan_out.reshape(-1).astype(np.float64))
+        return self._operands
 
     def step(self) -> None:
         p = self.proc_params
@@ -153,10 +157,10 @@ class _PyBitSynapse(_Common):
         if not s.any():
             self.pipeline.append(zero)
             return
-        dtype = self.compute_dtype()
-        current = apply_synapse(s.astype(dtype), self.weight.astype(dtype), p["kind"],
-                                p["stride"], p["padding"], p["groups"], p["pool"], p["flatten"])
-        # integer inputs and weights: the sums are exact integers, no rounding needed
+        weight, fan_out = self.operands()
+        current = apply_synapse(s.astype(weight.dtype), weight, p["kind"], p["stride"],
+                                p["padding"], p["groups"], p["pool"], p["flatten"])
+        # fixed point: integer sums, exact in the chosen dtype, so no rounding is needed
         self.pipeline.append(current.astype(self.a_out._d_type, copy=False))
         n, _ = window(self.time_step, p["src_start"], p["period"], p["periods"], p["src_steps"])
         if n < 0:
@@ -165,7 +169,6 @@ class _PyBitSynapse(_Common):
             self.synops[n] += int(self.fan_out.sum())
         else:  # spikes are 0/1: a float64 matrix-vector product counts exactly (BLAS)
             spikes = s.reshape(s.shape[0], -1).astype(np.float64, copy=False)
-            fan_out = self.fan_out.reshape(-1).astype(np.float64)
             self.synops[n] += np.rint(spikes @ fan_out).astype(np.int64)
             self.spikes_in[n] += np.rint(spikes.sum(axis=1)).astype(np.int64)
 
