@@ -96,3 +96,29 @@ def test_normalise_in_float64_for_the_verification_trace():
     assert got.dtype == torch.float64
     np.testing.assert_array_equal(got.numpy(), (x / 255.0 - 0.1307) / 0.3081)
     assert normalise(x, [0.1307], [0.3081]).dtype == torch.float32
+
+
+def test_image_size_pads_or_resizes_and_says_which():
+    native = load_dataset("digits")
+    padded = load_dataset("digits", image_size=12)
+    assert padded.input_shape == (1, 12, 12) and padded.resized == "zero-padded from 8x8 to 12x12"
+    # the native pixels sit in the centre, surrounded by zeros
+    np.testing.assert_array_equal(padded.test.images[:, :, 2:10, 2:10], native.test.images)
+    assert padded.test.images[:, :, :2].max() == 0 and padded.test.images[:, :, 10:].max() == 0
+    small = load_dataset("digits", image_size=4)
+    assert small.input_shape == (1, 4, 4) and small.resized.startswith("resized from 8x8")
+    assert load_dataset("digits", image_size=8).resized == ""
+    with pytest.raises(BitsnnError, match="image-size"):
+        load_dataset("digits", image_size=0)
+
+
+def test_image_size_is_stored_in_the_checkpoint(tmp_path):
+    from lava_bitsnn.ann.checkpoint import load_checkpoint
+    from lava_bitsnn.ann.train import TrainConfig, train
+
+    data = load_dataset("digits", image_size=12)
+    train(TrainConfig(arch="mnist-cnn", dataset="digits", epochs=1, batch_size=256),
+          data, str(tmp_path / "m.pt"), progress=False)
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert ckpt["input_shape"] == [1, 12, 12]
+    assert ckpt["image_transform"] == "zero-padded from 8x8 to 12x12"

@@ -37,6 +37,7 @@ class Dataset:
     train: Split
     test: Split
     class_names: list[str]
+    resized: str = ""  # how --image-size changed the native images ("" if it did not)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -157,24 +158,64 @@ def _image_folder(folder: Path, image_size: int) -> Dataset:
     return Dataset("imagefolder", load(folder / "train"), load(test_dir), classes)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, image_size: int = 32) -> Dataset:
-    """Load a dataset by name; ``data_dir`` is required for all but ``digits``."""
+def _fit_split(split: Split, size: int) -> Split:
+    """Zero-pad (centred) up to ``size`` × ``size``, or resize (bilinear) down to it."""
+    n, c, h, w = split.images.shape
+    if size >= h and size >= w:
+        out = np.zeros((n, c, size, size), dtype=np.uint8)
+        top, left = (size - h) // 2, (size - w) // 2
+        out[:, :, top:top + h, left:left + w] = split.images
+        return Split(out, split.labels)
+    from PIL import Image
+
+    out = np.empty((n, c, size, size), dtype=np.uint8)
+    for i in range(n):
+        for ch in range(c):
+            im = Image.fromarray(split.images[i, ch]).resize((size, size), Image.BILINEAR)
+            out[i, ch] = np.asarray(im, dtype=np.uint8)
+    return Split(out, split.labels)
+
+
+def fit_image_size(data: Dataset, size: int | None) -> Dataset:
+    """``data`` with square ``size``-pixel images: zero-padded when ``size`` exceeds the native
+    size, resized otherwise. ``None`` or the native size leaves it unchanged."""
+    _, h, w = data.input_shape
+    if size is None or (size == h and size == w):
+        return data
+    if size < 1:
+        raise BitsnnError(f"--image-size must be at least 1, got {size}")
+    how = "zero-padded" if size >= h and size >= w else "resized"
+    return Dataset(data.name, _fit_split(data.train, size), _fit_split(data.test, size),
+                   data.class_names, f"{how} from {h}x{w} to {size}x{size}")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None,
+                 image_size: int | None = None) -> Dataset:
+    """Load a dataset by name; ``data_dir`` is required for all but ``digits``.
+
+    ``image_size`` makes the images square of that size (see ``fit_image_size``); image
+    folders, whose files differ in size, are resized to it (default 32).
+    """
     if name not in DATASETS:
         raise BitsnnError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if image_size is not None and image_size < 1:
+        raise BitsnnError(f"--image-size must be at least 1, got {image_size}")
     if name == "digits":
-        return _digits()
+        return fit_image_size(_digits(), image_size)
     if data_dir is None:
         raise BitsnnError(f"dataset {name!r} needs --data-dir")
     folder = Path(data_dir)
     if not folder.is_dir():
         raise BitsnnError(f"data directory {folder} does not exist")
     if name == "mnist":
-        return _idx_dataset(name, folder, [str(i) for i in range(10)])
-    if name == "fashion-mnist":
-        return _idx_dataset(name, folder, FASHION_CLASSES)
-    if name in ("cifar10", "cifar100"):
-        return _cifar(name, folder)
-    return _image_folder(folder, image_size)
+        data = _idx_dataset(name, folder, [str(i) for i in range(10)])
+    elif name == "fashion-mnist":
+        data = _idx_dataset(name, folder, FASHION_CLASSES)
+    elif name in ("cifar10", "cifar100"):
+        data = _cifar(name, folder)
+    else:
+        return _image_folder(folder, image_size or 32)
+    return fit_image_size(data, image_size)
 
 
 def normalise(images: np.ndarray, mean: list[float], std: list[float], dtype=None):

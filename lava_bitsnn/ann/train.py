@@ -178,7 +178,8 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     try:
         model = build_model(cfg.arch, **arch_kwargs).to(device)
     except ValueError as exc:
-        raise BitsnnError(str(exc)) from None
+        hint = " (pad or resize with --image-size)" if "pixels" in str(exc) else ""
+        raise BitsnnError(f"{exc}{hint}") from None
     mean, std = data.normalisation()
 
     steps_per_epoch = math.ceil(len(data.train.labels) / world / cfg.batch_size)
@@ -190,9 +191,11 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     start_epoch = 0
     if resume:
         state = load_checkpoint(resume)
-        if state["arch"] != cfg.arch or state["bits"] != cfg.bits or state["dataset"] != data.name:
-            raise BitsnnError(f"--resume checkpoint is {state['arch']}/{state['bits']} bits/"
-                              f"{state['dataset']}, not {cfg.arch}/{cfg.bits} bits/{data.name}")
+        if (state["arch"], state["bits"], state["dataset"], list(state["input_shape"])) != (
+                cfg.arch, cfg.bits, data.name, [c, h, w]):
+            raise BitsnnError(
+                f"--resume checkpoint is {state['arch']}/{state['bits']} bits/{state['dataset']}"
+                f"/{state['input_shape']}, not {cfg.arch}/{cfg.bits} bits/{data.name}/{[c, h, w]}")
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -251,26 +254,37 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
                 tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / seen:.4f}  "
                            f"train {correct / seen:.4f}  test {metrics['accuracy']:.4f}  "
                            f"bits/act {metrics['bits_per_activation']:.3f}  {seconds:.1f}s")
+            if epoch + 1 < cfg.epochs:  # resumable after every epoch
+                save_checkpoint(_checkpoint(cfg, model, data, arch_kwargs, (mean, std), log,
+                                            epoch + 1, opt, sched), output)
     if tap:
         tap.remove()
-    model = model.cpu()
-    ckpt = {
-        "state_dict": model.state_dict(),
+    ckpt = _checkpoint(cfg, model.cpu(), data, arch_kwargs, (mean, std), log, cfg.epochs, opt,
+                       sched)
+    if rank == 0:
+        save_checkpoint(ckpt, output)
+    return ckpt
+
+
+def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: dict[str, Any],
+                norm: tuple[list[float], list[float]], log: list[dict[str, float]], epoch: int,
+                opt: torch.optim.Optimizer, sched: Any) -> dict[str, Any]:
+    """The checkpoint dict after ``epoch`` epochs (``epoch`` < ``cfg.epochs``: resumable)."""
+    return {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "arch": cfg.arch,
         "arch_kwargs": arch_kwargs,
         "bits": cfg.bits,
         "dataset": data.name,
-        "input_shape": [c, h, w],
-        "normalisation": {"mean": mean, "std": std},
+        "input_shape": list(data.input_shape),
+        "image_transform": data.resized,
+        "normalisation": {"mean": norm[0], "std": norm[1]},
         "class_names": data.class_names,
-        "log": log,
+        "log": list(log),
         "test_accuracy": log[-1]["test_accuracy"] if log else None,
         "library_version": lava_bitsnn.__version__,
         "train_args": asdict(cfg),
-        "epoch": cfg.epochs,
+        "epoch": epoch,
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
     }
-    if rank == 0:
-        save_checkpoint(ckpt, output)
-    return ckpt

@@ -41,6 +41,9 @@ def test_split(net, dataset: str, data_dir: str | None, samples: int | None):
         raise BitsnnError("--samples must be at least 1")
     size = int(net.input_shape[-1]) if len(net.input_shape) == 3 else 32
     data = load_dataset(dataset, data_dir, image_size=size)
+    if data.resized:
+        print(f"{dataset}: test images {data.resized} (the network's input size)",
+              file=sys.stderr)
     if tuple(data.input_shape) != tuple(net.input_shape):
         raise BitsnnError(f"dataset {dataset} has images of shape {data.input_shape}, the "
                           f"network expects {tuple(net.input_shape)}")

@@ -15,7 +15,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, metavar="A", help=f"one of: {', '.join(ARCHS)}")
     p.add_argument("--dataset", required=True, metavar="D", help=f"one of: {', '.join(DATASETS)}")
     p.add_argument("--data-dir", help="folder with the dataset files (all but digits)")
-    p.add_argument("--image-size", type=int, default=32, help="imagefolder resize (default 32)")
+    p.add_argument("--image-size", type=int, metavar="N",
+                   help="square N-pixel images: zero-padded above the native size, resized "
+                        "below it (default: native; image folders 32)")
     p.add_argument("--stem", choices=["cifar", "imagenet"],
                    help="ResNet/MobileNetV2 stem (default: the architecture's own)")
     p.add_argument("--bits", type=int, default=4, help="QCFS activation bits, 1..8 (default 4)")
@@ -46,6 +48,8 @@ def _main(args: argparse.Namespace) -> int:
     cfg.validate()
     check_writable(args.output)
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
+    if data.resized:
+        print(f"{data.name}: images {data.resized}")
     ckpt = train(cfg, data, args.output, resume=args.resume, progress=not args.quiet)
     last = ckpt["log"][-1] if ckpt["log"] else {}
     print(f"test accuracy {100 * last.get('test_accuracy', float('nan')):.2f}%  "
