@@ -9,8 +9,8 @@ from pathlib import Path
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint
 from lava_bitsnn.ann.data import Dataset, load_dataset
-from lava_bitsnn.convert.ir import Network
 from lava_bitsnn.convert.model import convert_checkpoint
+from lava_bitsnn.core.ir import Network
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -20,8 +20,8 @@ from torch import nn
 
 from lava_bitsnn.ann.qcfs import QCFS
 from lava_bitsnn.ann.zoo import conv_bn_act
-from lava_bitsnn.convert.ir import Network
 from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.core.ir import Network
 from lava_bitsnn.netx import write_lava_dl_cuba
 
 

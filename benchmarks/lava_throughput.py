@@ -26,7 +26,7 @@ from lava_dl_cuba import cuba_throughput
 from lava_bitsnn.ann.checkpoint import load_checkpoint
 from lava_bitsnn.ann.data import load_dataset
 from lava_bitsnn.convert.model import convert_checkpoint
-from lava_bitsnn.lava.network import Network
+from lava_bitsnn.lava.runner import LavaRunner
 from lava_bitsnn.reference import ReferenceEngine
 
 
@@ -75,7 +75,7 @@ def main() -> None:
                 args.lava_samples // 2)]
     for label, neuron, encoding, batch, pipelined, n in configs:
         steps = if_steps if neuron == "if" else None
-        lava = Network(nets[encoding], "fixed", neuron, steps, batch_size=batch,
+        lava = LavaRunner(nets[encoding], "fixed", neuron, steps, batch_size=batch,
                        pipelined=pipelined)
         result = lava.run_dataset(sub[:n])
         if (encoding, neuron) not in expected:  # once per network and neuron, on all of sub

@@ -18,7 +18,7 @@ from torch import nn
 
 from lava_bitsnn.ann.data import normalise
 from lava_bitsnn.ann.qcfs import qcfs_layers
-from lava_bitsnn.convert.ir import Network
+from lava_bitsnn.core.ir import Network
 from lava_bitsnn.reference.engine import ReferenceEngine
 from lava_bitsnn.reference.qann import integer_qann
 
@@ -129,11 +129,11 @@ def _float_vs_ann(net: Network, codes: list[np.ndarray], ann: AnnTrace
 def verify_lava(model: nn.Module, net: Network, pixels: np.ndarray, batch_size: int = 8
                 ) -> VerifyReport:
     """Lava fixed_pt against the integer reference, Lava floating_pt against the ANN."""
-    from lava_bitsnn.lava.network import Network as LavaNetwork
+    from lava_bitsnn.lava.runner import LavaRunner
 
     ann = ann_trace(model, pixels, net.normalisation["mean"], net.normalisation["std"])
-    fixed = LavaNetwork(net, "fixed", batch_size=batch_size).run_dataset(pixels, record=True)
-    floating = LavaNetwork(net, "float", batch_size=batch_size).run_dataset(pixels, record=True)
+    fixed = LavaRunner(net, "fixed", batch_size=batch_size).run_dataset(pixels, record=True)
+    floating = LavaRunner(net, "float", batch_size=batch_size).run_dataset(pixels, record=True)
     ref = ReferenceEngine(net, "fixed").run_batch(pixels)
     float_cmp = _float_vs_ann(net, floating.codes, ann)
     report = VerifyReport(0, lava_samples=len(pixels))

@@ -19,7 +19,7 @@ def _current(net, idx, inputs):
 
 
 def _code(u, layer):
-    return np.clip(np.floor(u / layer.threshold_unit), 0, layer.levels).astype(np.int64)
+    return np.clip(np.floor(u / layer.threshold_unit), 0, layer.max_code).astype(np.int64)
 
 
 def _bits(code, bits, t):

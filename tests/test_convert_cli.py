@@ -9,8 +9,8 @@ from torch import nn
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint, save_checkpoint
 from lava_bitsnn.ann.qcfs import QCFS
-from lava_bitsnn.convert.fanout import fan_out
 from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.core.fanout import fan_out
 from lava_bitsnn.errors import BitsnnError
 from tests.cli_helpers import cli, one_line_error
 
@@ -69,7 +69,7 @@ def test_mixed_bits_and_ending_in_activation_are_refused():
 
 
 def test_fan_out_counts_borders_strides_groups_and_pools():
-    from lava_bitsnn.convert.ir import Synapse
+    from lava_bitsnn.core.ir import Synapse
 
     w = np.ones((2, 1, 3, 3))
     conv = Synapse(0, "conv", w, stride=1, padding=1)

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from lava_bitsnn.convert.ir import Layer, Network, Synapse
-from lava_bitsnn.counts import NEURON_OPS
+from lava_bitsnn.core.counts import NEURON_OPS
+from lava_bitsnn.core.ir import Layer, Network, Synapse
 from lava_bitsnn.energy import PRESETS, energy_report, load_preset, validate_report
 from lava_bitsnn.energy.presets import ANN_OPS, SNN_OPS
 from lava_bitsnn.energy.report import to_csv
@@ -110,9 +110,9 @@ def test_hand_computed_counts_reference(make, shape, pixels, expected):
 
 @pytest.mark.parametrize("make,shape,pixels,expected", CASES)
 def test_hand_computed_counts_lava(make, shape, pixels, expected):
-    from lava_bitsnn.lava.network import Network as LavaNetwork
+    from lava_bitsnn.lava.runner import LavaRunner
 
-    result = LavaNetwork(make(), "fixed").run_dataset(_image(shape, pixels))
+    result = LavaRunner(make(), "fixed").run_dataset(_image(shape, pixels))
     _check(result.counts, expected)
 
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lava_bitsnn.convert.fanout import fan_out
-from lava_bitsnn.convert.ir import Synapse
 from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.core.fanout import fan_out
+from lava_bitsnn.core.ir import Synapse
 from lava_bitsnn.errors import BitsnnError
-from lava_bitsnn.lava.network import Network
 from lava_bitsnn.lava.procs.process import BitSynapse
+from lava_bitsnn.lava.runner import LavaRunner
 from lava_bitsnn.reference import ReferenceEngine
 from lava_bitsnn.reference.qann import integer_qann
 from tests.random_nets import random_qcfs_net
@@ -100,7 +100,7 @@ def _assert_counts_equal(lava_counts, reference_counts) -> None:
 @pytest.mark.parametrize("precision,batch", [("fixed", 1), ("fixed", 4), ("float", 3)])
 def test_digits_lava_equals_reference(digits_net, digits_data, precision, batch):
     x = digits_data.test.images[:9]
-    result = Network(digits_net, precision, batch_size=batch).run_dataset(x, record=True)
+    result = LavaRunner(digits_net, precision, batch_size=batch).run_dataset(x, record=True)
     ref = ReferenceEngine(digits_net, precision, fused=False).run_batch(x)
     _assert_codes_equal(result.codes, ref.codes, digits_net.layers)
     if precision == "fixed":
@@ -116,7 +116,7 @@ def test_digits_lava_equals_reference(digits_net, digits_data, precision, batch)
 def test_digits_if_and_fewer_steps(digits_net, digits_data, neuron, time_steps):
     x = digits_data.test.images[:6]
     for precision in ("fixed", "float"):
-        result = Network(digits_net, precision, neuron, time_steps, batch_size=3).run_dataset(
+        result = LavaRunner(digits_net, precision, neuron, time_steps, batch_size=3).run_dataset(
             x, record=True)
         ref = ReferenceEngine(digits_net, precision, neuron, time_steps, fused=False
                               ).run_batch(x)
@@ -133,7 +133,7 @@ def test_random_residual_depthwise_networks_on_lava(seed, bits, encoding):
     net = convert_model(model, (2, 8, 8), [0.3, 0.5], [0.3, 0.4], list("abcde"),
                         encoding=encoding)
     x = np.random.default_rng(seed).integers(0, 256, (5, 2, 8, 8), dtype=np.uint8)
-    result = Network(net, "fixed", batch_size=2).run_dataset(x, record=True)
+    result = LavaRunner(net, "fixed", batch_size=2).run_dataset(x, record=True)
     _assert_codes_equal(result.codes, integer_qann(net, x), net.layers)
     ref = ReferenceEngine(net, "fixed", fused=False).run_batch(x)
     np.testing.assert_array_equal(result.logits, ref.logits)
@@ -153,7 +153,7 @@ def test_mnist_subset_on_lava(tmp_path):
           data, str(tmp_path / "m.pt"), progress=False)
     net = convert_checkpoint(tmp_path / "m.pt")
     x = data.test.images[:8]
-    result = Network(net, "fixed", batch_size=4).run_dataset(x, record=True)
+    result = LavaRunner(net, "fixed", batch_size=4).run_dataset(x, record=True)
     _assert_codes_equal(result.codes, integer_qann(net, x), net.layers)
     ref = ReferenceEngine(net, "fixed").run_batch(data.test.images)
     assert (ref.predictions == data.test.labels).mean() > 0.8
@@ -166,7 +166,7 @@ def test_overflow_is_counted_not_silent(digits_net, digits_data):
     net.layers[1].bias_int = net.layers[1].bias_int + (1 << 23)  # forces saturation
     x = digits_data.test.images[:2]
     segments = _shared_memory_segments()
-    result = Network(net, "fixed").run_dataset(x)
+    result = LavaRunner(net, "fixed").run_dataset(x)
     assert _shared_memory_segments() <= segments
     ref = ReferenceEngine(net, "fixed", fused=False).run_batch(x)
     assert result.counts[1].overflows > 0
@@ -175,9 +175,9 @@ def test_overflow_is_counted_not_silent(digits_net, digits_data):
 
 def test_bad_input(digits_net, tmp_path):
     with pytest.raises(BitsnnError, match="does not match"):
-        Network(digits_net).run_dataset(np.zeros((2, 1, 28, 28), dtype=np.uint8))
+        LavaRunner(digits_net).run_dataset(np.zeros((2, 1, 28, 28), dtype=np.uint8))
     with pytest.raises(BitsnnError, match="time steps"):
-        Network(digits_net, time_steps=9)
+        LavaRunner(digits_net, time_steps=9)
 
 
 def _shared_memory_segments() -> set[str]:
@@ -197,7 +197,7 @@ def test_failed_run_stops_and_leaves_no_children(digits_net, digits_data):
     syn.weight_int = syn.weight_int[:, :5]  # wrong shape: fails inside the Lava process
     segments = _shared_memory_segments()
     with pytest.raises(BitsnnError, match="Lava run failed: in 5/syn0 at step"):
-        Network(net, "fixed").run_dataset(digits_data.test.images[:2])
+        LavaRunner(net, "fixed").run_dataset(digits_data.test.images[:2])
     assert not [c for c in multiprocessing.active_children() if c.is_alive()]
     assert _shared_memory_segments() <= segments
 

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lava_bitsnn.convert.ir import Synapse
 from lava_bitsnn.convert.synapse_ops import apply_synapse as torch_synapse
+from lava_bitsnn.core.ir import Synapse
 from lava_bitsnn.lava.procs.synapse_math import apply_synapse, exact_float_dtype
 
 

@@ -47,17 +47,17 @@ class QCFS(nn.Module):
         self.last_input: torch.Tensor | None = None
 
     @property
-    def levels(self) -> int:
+    def max_code(self) -> int:
         """The largest code ``K = 2^b − 1``."""
         return (1 << self.bits) - 1
 
     def step(self) -> torch.Tensor:
         """Quantisation step ``Δ = λ / K``."""
-        return self.threshold / self.levels
+        return self.threshold / self.max_code
 
     def code(self, z: torch.Tensor) -> torch.Tensor:
         """Integer code ``k`` (as float, with the straight-through gradient)."""
-        return torch.clamp(_FloorSTE.apply(z / self.step() + 0.5), 0, self.levels)
+        return torch.clamp(_FloorSTE.apply(z / self.step() + 0.5), 0, self.max_code)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         code = self.code(z)

@@ -89,9 +89,9 @@ def simulate(net, args, images, progress: bool):
     if batch < 1:
         raise BitsnnError("--batch-size must be at least 1")
     if args.engine == "lava":
-        from lava_bitsnn.lava.network import Network
+        from lava_bitsnn.lava.runner import LavaRunner
 
-        lava_net = Network(net, args.precision, args.neuron, args.time_steps, batch)
+        lava_net = LavaRunner(net, args.precision, args.neuron, args.time_steps, batch)
         result = lava_net.run_dataset(images, progress=progress)
         extra = {"simulated_steps": result.steps, "latency_steps": result.latency,
                  "period_steps": result.period, "batch_size": batch,

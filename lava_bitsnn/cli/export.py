@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from lava_bitsnn.cli.common import run_cli
-from lava_bitsnn.convert.ir import ACC_MAX, ENCODINGS, Network
+from lava_bitsnn.core.ir import ACC_MAX, ENCODINGS, Network
 
 
 def summary(net: Network) -> str:
     """Per-layer table: shape, synapses, weight exponents, D, worst-case |accumulator|."""
-    from lava_bitsnn.convert.fanout import fan_out
+    from lava_bitsnn.core.fanout import fan_out
 
     rows = [("#", "layer", "kind", "shape", "synapses", "w_exp", "D", "|acc| max", "of 2^23")]
     for i, layer in enumerate(net.layers):

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from lava_bitsnn.convert.ir import (
+from lava_bitsnn.core.ir import (
     ACC_MAX,
     ACCUMULATOR_BITS,
     MANTISSA_MAX,
@@ -39,7 +39,7 @@ def quantise_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _max_code(net: Network, source: int) -> int:
     src = net.layers[source]
-    return 255 if src.kind == "input" else src.levels
+    return 255 if src.kind == "input" else src.max_code
 
 
 def signed_bounds(net: Network, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +74,7 @@ def _quantise_layer(net: Network, layer: Layer, d: int, steps: int) -> int:
     assert layer.bias is not None
     layer.threshold_unit = d
     layer.bias_int = (steps * np.round(layer.bias / delta * d / steps)).astype(np.int64)
-    top = d * layer.levels if layer.kind == "neuron" else 0
+    top = d * layer.max_code if layer.kind == "neuron" else 0
     return max(accumulator_bound(net, layer), top)
 
 

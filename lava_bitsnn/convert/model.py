@@ -10,8 +10,8 @@ from torch import nn
 import lava_bitsnn
 from lava_bitsnn.ann.qcfs import qcfs_layers
 from lava_bitsnn.convert.fixed import quantise_network
-from lava_bitsnn.convert.ir import ENCODINGS, Network
 from lava_bitsnn.convert.trace import trace_model
+from lava_bitsnn.core.ir import ENCODINGS, Network
 from lava_bitsnn.errors import BitsnnError
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lava_bitsnn.convert.ir import Synapse
+from lava_bitsnn.core.ir import Synapse
 
 
 def sum_pool(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -21,8 +21,8 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from lava_bitsnn.ann.qcfs import QCFS
 from lava_bitsnn.ann.zoo import ResidualBlock
-from lava_bitsnn.convert.ir import INPUT_BITS, Layer, Synapse
 from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.core.ir import INPUT_BITS, Layer, Synapse
 from lava_bitsnn.errors import BitsnnError
 
 SUPPORTED = ("supported are Conv2d, Linear, BatchNorm, AvgPool2d, Flatten, QCFS and residual "

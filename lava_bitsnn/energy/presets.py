@@ -2,7 +2,7 @@
 
 A preset prices three things over the same data:
 
-* ``snn``: the operations counted in the simulation (lava_bitsnn.counts), per event;
+* ``snn``: the operations counted in the simulation (lava_bitsnn.core.counts), per event;
 * ``ann``: the fp32 ANN of the same layers, per MAC (``macs`` = the layer's connections) and
   per activation (``neurons``);
 * ``qann``: the integer quantised ANN, priced the same way.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from lava_bitsnn.counts import LayerCounts
+from lava_bitsnn.core.counts import LayerCounts
 from lava_bitsnn.energy.presets import ANN_OPS, SNN_OPS, Preset
 from lava_bitsnn.errors import BitsnnError
 

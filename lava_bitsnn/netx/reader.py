@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lava_bitsnn.convert.ir import ENCODINGS, INPUT_BITS, Layer, Network, Synapse
+from lava_bitsnn.core.ir import ENCODINGS, INPUT_BITS, Layer, Network, Synapse
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.netx.schema import (
     CONV_KEYS,

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lava_bitsnn.convert.ir import Layer, Network, Synapse
+from lava_bitsnn.core.ir import Layer, Network, Synapse
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.files import atomic_write
 from lava_bitsnn.netx.schema import (
@@ -122,6 +122,6 @@ def write_lava_dl_cuba(net: Network, path: str | Path) -> None:
                                        ("dilation", 1)):
                         g[key] = np.asarray([value, value])
                     g["groups"] = syn.groups
-                cuba(g, max(1, layer.threshold_unit * max(layer.levels, 1)))
+                cuba(g, max(1, layer.threshold_unit * max(layer.max_code, 1)))
 
     atomic_write(path, write)

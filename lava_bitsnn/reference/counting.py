@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lava_bitsnn.counts import LayerCounts
+from lava_bitsnn.core.counts import LayerCounts
 
 
 def add_synops(counts: LayerCounts, fan_outs: list[torch.Tensor],
@@ -34,7 +34,7 @@ def shift_steps(src_bits: int, acc_steps: int) -> int:
 
 def add_accumulate_ops(counts: LayerCounts, samples: int, steps: int, shifts: int) -> None:
     """``steps`` accumulate steps of every neuron: update, bias add, read, write; ``shifts``
-    of them also shift (see lava_bitsnn.counts)."""
+    of them also shift (see lava_bitsnn.core.counts)."""
     k = counts.neurons * samples
     counts.neuron_updates += k * steps
     counts.bias_adds += k * steps

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lava_bitsnn.convert.fanout import fan_out
-from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
 from lava_bitsnn.convert.synapse_ops import apply_synapse
-from lava_bitsnn.counts import LayerCounts
+from lava_bitsnn.core.counts import LayerCounts
+from lava_bitsnn.core.fanout import fan_out
+from lava_bitsnn.core.ir import ACC_MAX, INPUT_BITS, Layer, Network
 from lava_bitsnn.reference.counting import (
     add_accumulate_ops,
     add_fire_ops,
@@ -257,7 +257,7 @@ class ReferenceEngine:
                 src = self.net.layers[syn.source]
                 x = trains[syn.source]
                 spike_counts.append(x.sum(dim=1))
-                value = 1.0 if src.kind == "input" else float(src.levels)
+                value = 1.0 if src.kind == "input" else float(src.max_code)
                 inputs.append((x * value).reshape(n * steps, *x.shape[2:]))
             from_input = self.net.layers[layer.synapses[0].source].kind == "input"
             if from_input:
@@ -280,7 +280,7 @@ class ReferenceEngine:
                 spikes_out.append(None)
                 break
             step_bias = bias - unit / 2  # the QCFS half step is replaced by v0 = θ/2
-            theta = unit * layer.levels
+            theta = unit * layer.max_code
             v = torch.full((n, *layer.shape), theta / 2)
             if self._integer():
                 v = torch.floor(v)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
-from lava_bitsnn.convert.ir import ACC_MAX, INPUT_BITS, Layer, Network
 from lava_bitsnn.convert.synapse_ops import apply_synapse
-from lava_bitsnn.counts import LayerCounts
+from lava_bitsnn.core.counts import LayerCounts
+from lava_bitsnn.core.ir import ACC_MAX, INPUT_BITS, Layer, Network
 from lava_bitsnn.reference.counting import (
     add_accumulate_ops,
     add_fire_ops,

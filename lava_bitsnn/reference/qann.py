@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lava_bitsnn.convert.ir import Network
 from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.core.ir import Network
 
 
 def integer_qann(net: Network, pixels: np.ndarray, time_steps: int | None = None
@@ -26,6 +26,6 @@ def integer_qann(net: Network, pixels: np.ndarray, time_steps: int | None = None
             if layer.kind == "output":
                 codes.append(u)
                 break
-            code = torch.clamp(torch.floor(u / layer.threshold_unit), 0, layer.levels)
+            code = torch.clamp(torch.floor(u / layer.threshold_unit), 0, layer.max_code)
             codes.append(torch.floor(code / 2 ** drop) * 2 ** drop)
     return [c.numpy() for c in codes]

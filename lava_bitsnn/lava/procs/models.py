@@ -14,8 +14,8 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_bitsnn.convert.ir import INPUT_BITS
-from lava_bitsnn.counts import NEURON_OPS
+from lava_bitsnn.core.counts import NEURON_OPS
+from lava_bitsnn.core.ir import INPUT_BITS
 from lava_bitsnn.lava.procs.process import (
     BitSerialNeuron,
     BitSynapse,

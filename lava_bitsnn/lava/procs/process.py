@@ -14,7 +14,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from lava_bitsnn.counts import NEURON_OPS
+from lava_bitsnn.core.counts import NEURON_OPS
 
 
 class ImageSource(AbstractProcess):

@@ -1,6 +1,6 @@
 """Build and run a netx network as connected Lava processes under ``Loihi2SimCfg``.
 
-``Network(path, precision="fixed").run_dataset(images)`` streams batches of ``batch_size``
+``LavaRunner(path, precision="fixed").run_dataset(images)`` streams batches of ``batch_size``
 samples through the pipeline — one batch every ``period = max(input steps, T)`` steps in steady
 state — and always stops the runtime, also on errors and Ctrl-C (hung children are killed).
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lava_bitsnn.convert.fanout import fan_out
-from lava_bitsnn.convert.ir import INPUT_BITS, Layer
-from lava_bitsnn.convert.ir import Network as IRNetwork
-from lava_bitsnn.counts import NEURON_OPS, LayerCounts
+from lava_bitsnn.core.counts import NEURON_OPS, LayerCounts
+from lava_bitsnn.core.fanout import fan_out
+from lava_bitsnn.core.ir import INPUT_BITS, Layer
+from lava_bitsnn.core.ir import Network as IRNetwork
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.lava.procs.process import (
     BitSerialNeuron,
@@ -64,7 +64,7 @@ class _Plan:
     period: int
 
 
-class Network:
+class LavaRunner:
     """A netx network on Lava's CPU simulator (``precision``: fixed | float).
 
     ``pipelined=False`` admits the next batch only after the previous one's logits (sequential
@@ -127,7 +127,7 @@ class Network:
         w = syn.weight_int if self.precision == "fixed" else syn.weight
         src = self.net.layers[syn.source]
         if self.neuron == "if" and src.kind != "input":
-            w = w * src.levels  # an IF spike carries λ_src = K·Δ_src
+            w = w * src.max_code  # an IF spike carries λ_src = K·Δ_src
         return np.asarray(w)
 
     def _neuron(self, idx: int, layer: Layer, periods: int, record: bool):
@@ -146,7 +146,7 @@ class Network:
                                      period=p.period, periods=periods, name=layer.name)
         if self.neuron == "if":
             return IFNeuron(shape=shape, bias=bias - unit / 2 if not fixed else bias - unit // 2,
-                            threshold=unit * layer.levels, steps=self.time_steps,
+                            threshold=unit * layer.max_code, steps=self.time_steps,
                             start=p.start[idx], period=p.period, periods=periods,
                             record=record, name=layer.name)
         return BitSerialNeuron(shape=shape, bias=bias, unit=unit, bits=layer.bits,

@@ -60,10 +60,11 @@ class Layer:
     bias_int: np.ndarray | None = None  # int64, same shape as bias
     acc_bound: int = 0  # worst-case |accumulator| over the data's code ranges
     note: str = ""  # why a scale was reduced, if it was
+    max_code: int = 0  # K, the largest code (hidden: ≤ 2^bits − 1); 0 → 2^bits − 1
 
-    @property
-    def levels(self) -> int:
-        return (1 << self.bits) - 1
+    def __post_init__(self) -> None:
+        if not self.max_code:
+            self.max_code = (1 << self.bits) - 1
 
     @property
     def size(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lava_bitsnn.convert.ir import Synapse
+from lava_bitsnn.core.ir import Synapse
 
 
 def _valid(n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.ndarray:
