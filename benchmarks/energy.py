@@ -21,6 +21,7 @@ from pathlib import Path
 from checkpoints import DATA_ROOT, RESULTS, load_benchmark_model, previous_results
 
 from lava_bitsnn.energy import PRESETS, energy_report
+from lava_bitsnn.energy.neurobench import input_events, neurobench_metrics
 from lava_bitsnn.energy.plot import plot_report
 from lava_bitsnn.reference import ReferenceEngine
 
@@ -36,10 +37,13 @@ def measure(name: str, data_root: Path, samples: int | None) -> dict | None:
     ckpt, net, dataset = bench.checkpoint, bench.net, bench.checkpoint["dataset"]
     x, y = bench.data.test.images[:samples], bench.data.test.labels[:samples]
     t0 = time.perf_counter()
-    preds, counts = ReferenceEngine(net).evaluate(x, batch_size=256, progress=True)
+    engine = ReferenceEngine(net)
+    preds, counts = engine.evaluate(x, batch_size=256, progress=True)
     seconds = time.perf_counter() - t0
     hidden = [c for c in counts[1:] if c.fire_steps]
-    reports = {p: energy_report(counts, PRESETS[p], {"model": name}) for p in PRESETS}
+    neurobench = neurobench_metrics(net, counts, *input_events(engine, x), True)
+    reports = {p: energy_report(counts, PRESETS[p], {"model": name}, net, neurobench)
+               for p in PRESETS}
     plot_report(reports["cmos45nm"], str(RESULTS / f"energy_{name}.png"))
     return {
         "dataset": dataset, "bit_l1": ckpt["train_args"].get("bit_l1", 0.0),
@@ -50,9 +54,11 @@ def measure(name: str, data_root: Path, samples: int | None) -> dict | None:
         "synops_per_inference": sum(c.synops for c in counts[1:]) / len(y),
         "ann_macs_per_inference": sum(c.connections for c in counts[1:]),
         "engine_seconds": seconds,
-        "presets": {p: {k: r["totals"][k] for k in ("snn_pj", "ann_pj", "qann_pj",
-                                                     "snn_vs_ann", "snn_vs_qann")}
+        "presets": {p: {k: r["totals"][k] for k in ("snn_pj", "ann_pj", "qann_pj", "qann_b_pj",
+                                                     "snn_vs_ann", "snn_vs_qann",
+                                                     "snn_vs_qann_b")}
                     for p, r in reports.items()},
+        "neurobench": neurobench,
         "layers_cmos45nm": reports["cmos45nm"]["layers"],
     }
 

@@ -13,8 +13,10 @@ import pytest
 from lava_bitsnn.core.counts import NEURON_OPS
 from lava_bitsnn.core.ir import Layer, Network, Synapse
 from lava_bitsnn.energy import PRESETS, energy_report, load_preset, validate_report
-from lava_bitsnn.energy.presets import ANN_OPS, SNN_OPS
-from lava_bitsnn.energy.report import to_csv
+from lava_bitsnn.energy.memory import word_pj
+from lava_bitsnn.energy.neurobench import input_events, neurobench_metrics
+from lava_bitsnn.energy.presets import ANN_OPS, MEMORY_45NM, MEMORY_KEYS, QANN_B_OPS, SNN_OPS
+from lava_bitsnn.energy.report import format_table, to_csv
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.netx import write_network
 from lava_bitsnn.reference import ReferenceEngine
@@ -116,17 +118,126 @@ def test_hand_computed_counts_lava(make, shape, pixels, expected):
     _check(result.counts, expected)
 
 
+def _report(net: Network, images: np.ndarray, preset: str) -> tuple[list, dict]:
+    """Counts and the energy report of a fixed-point reference run."""
+    engine = ReferenceEngine(net, "fixed")
+    counts = engine.evaluate(images)[1]
+    events, graded = input_events(engine, images)
+    return counts, energy_report(counts, PRESETS[preset], {}, net,
+                                 neurobench_metrics(net, counts, events, graded, True))
+
+
+# Hand computation under cmos45nm-mem (64-bit words; 8 KB level: 10 pJ per word; every array
+# of these nets is ≤ 8 KB). A w-bit access costs w/64 · 10 pJ: 1.25 pJ at 8 bits, 3.75 at
+# 24 (membranes), 5 at 32 (spike events, fp32 values, logits).
+# Strided conv: SNN weights 24 synops × 1.25 = 30; membrane (80 + 68) × 3.75 = 555; spikes
+# 9 in + 4 out × 5 = 65 → 650. ANN: 50 MACs read a weight and an input (5 + 5) = 500, 8
+# outputs × 5 = 40 → 540. int8 QANN: 50 × (1.25 + 1.25) + 8 × 1.25 = 135. b-bit QANN: inputs
+# are 8-bit pixels: 125, outputs 2-bit: 8 × 2/64 · 10 = 2.5 → 127.5. Output layer: SNN
+# 12 × 1.25 + 12 × 3.75 + 4 × 5 = 80; ANN 24 × 10 + 3 logits × 5 = 255; QANN 24 × 2.5 + 15 =
+# 75; b-bit QANN 24 × 1.25 + 24 × (2/64 · 10) + 15 = 52.5.
+# Compute (cmos45nm): b-bit MAC = 0.2 · b / 8 + 0.1: 0.3 at b = 8, 0.15 at b = 2, 0.175 at 3.
+STRIDED_MEM = {
+    "conv": {"memory": {"snn": 650.0, "ann": 540.0, "qann": 135.0, "qann_b": 127.5},
+             "snn_pj": 650 + 24 * 0.1 + 56 * 0.13 + 64 * 0.1 + 16 * 0.1 + 4 * 0.1,
+             "ann_pj": 540 + 50 * 4.6, "qann_pj": 135 + 50 * 0.3, "qann_b_pj": 127.5 + 50 * 0.3},
+    "out": {"memory": {"snn": 80.0, "ann": 255.0, "qann": 75.0, "qann_b": 52.5},
+            "snn_pj": 80 + 12 * 0.1 + 3 * 0.13 + 6 * 0.1, "ann_pj": 255 + 24 * 4.6,
+            "qann_pj": 75 + 24 * 0.3, "qann_b_pj": 52.5 + 24 * 0.15},
+}
+# Pooled depthwise: SNN 4 × 1.25 + (88 + 68) × 3.75 + (4 + 4) × 5 = 630; ANN 32 × 10 + 8 × 5 =
+# 360; QANN 32 × 2.5 + 8 × 1.25 = 90; b-bit QANN 32 × 2.5 + 8 × 3/64 · 10 = 83.75. Output:
+# SNN 12 × 1.25 + 18 × 3.75 + 4 × 5 = 102.5; ANN 24 × 10 + 15 = 255; QANN 75; b-bit QANN
+# 24 × 1.25 + 24 × 3/64 · 10 + 15 = 56.25.
+POOLED_MEM = {
+    "dw": {"memory": {"snn": 630.0, "ann": 360.0, "qann": 90.0, "qann_b": 83.75},
+           "snn_pj": 630 + 4 * 0.1 + 56 * 0.13 + 64 * 0.1 + 24 * 0.1 + 4 * 0.1,
+           "ann_pj": 360 + 32 * 4.6, "qann_pj": 90 + 32 * 0.3, "qann_b_pj": 83.75 + 32 * 0.3},
+    "out": {"memory": {"snn": 102.5, "ann": 255.0, "qann": 75.0, "qann_b": 56.25},
+            "snn_pj": 102.5 + 12 * 0.1 + 6 * 0.13 + 9 * 0.1, "ann_pj": 255 + 24 * 4.6,
+            "qann_pj": 75 + 24 * 0.3, "qann_b_pj": 56.25 + 24 * 0.175},
+}
+
+
+@pytest.mark.parametrize("case,expected", [(CASES[0], STRIDED_MEM), (CASES[1], POOLED_MEM)])
+def test_hand_computed_memory_and_b_bit_qann(case, expected):
+    make, shape, pixels, _ = case
+    _, report = _report(make(), _image(shape, pixels), "cmos45nm-mem")
+    validate_report(report)
+    for row in report["layers"]:
+        want = expected[row["name"]]
+        assert row["memory_pj"] == pytest.approx(want["memory"], abs=1e-9), row["name"]
+        for key in ("snn_pj", "ann_pj", "qann_pj", "qann_b_pj"):
+            assert row[key] == pytest.approx(want[key], abs=1e-9), (row["name"], key)
+    _, compute_only = _report(make(), _image(shape, pixels), "cmos45nm")
+    for row in compute_only["layers"]:  # the same figures without the memory
+        want = expected[row["name"]]
+        assert row["memory"] == {} and not any(row["memory_pj"].values())
+        assert row["qann_b_pj"] == pytest.approx(want["qann_b_pj"] - want["memory"]["qann_b"])
+
+
+def test_memory_access_counts_strided():
+    """The streams behind STRIDED_MEM: accesses, widths and array sizes (SNN and ANN sides)."""
+    make, shape, pixels, _ = CASES[0]
+    _, report = _report(make(), _image(shape, pixels), "cmos45nm-mem")
+    conv, out = report["layers"]
+    got = {m: {k: (v["accesses"], v["bits"], v["bytes"]) for k, v in streams.items()}
+           for m, streams in conv["memory"].items()}
+    assert got["snn"] == {"weights": (24, 8, 18), "membrane": (148, 24, 24),
+                          "spikes_in": (9, 32, 64), "spikes_out": (4, 32, 32),
+                          "pixels": (0, 8, 16)}
+    assert got["ann"] == {"weights": (50, 32, 72), "inputs": (50, 32, 64),
+                          "outputs": (8, 32, 32)}
+    assert got["qann_b"] == {"weights": (50, 8, 18), "inputs": (50, 8, 16),
+                             "outputs": (8, 2, 2)}
+    assert out["memory"]["qann_b"]["inputs"]["bits"] == 2 and out["qann_b_bits"] == 2
+    assert out["memory"]["ann"]["outputs"]["bits"] == 32  # logits
+
+
+def test_memory_levels_by_size():
+    mem = {**MEMORY_45NM, "l1_bytes": 16, "l2_bytes": 32, "l3_bytes": 64}
+    assert [word_pj(mem, n) for n in (16, 17, 32, 33, 64, 65)] == [10, 20, 20, 100, 100, 1300]
+
+
+def test_neurobench_metrics_by_hand():
+    """Strided conv with integer output weights of which row 0 is zero (the float weights,
+    which decide the fan-outs of synops, stay 1): footprint 42 weights × 1 B + 5 biases × 4 B
+    + 11 membranes × 4 B = 106 B; 8 zero weights of 42; 4 spikes in 8 neurons × 2 steps;
+    Dense 50 × 8 + 24 × 2 steps = 448; Effective_ACs: 8 + 1 input spikes reach 2 and 8
+    neurons (24), 4 hidden spikes reach 2 non-zero weights each (8)."""
+    net = strided_conv_net()
+    w = np.ones((3, 8), dtype=np.int64)
+    w[0] = 0
+    net.layers[2].synapses[0].weight_int = w
+    _, report = _report(net, _image((1, 4, 4), {(0, 0, 0): 255, (0, 1, 1): 1}), "cmos45nm")
+    assert report["neurobench"] == {
+        "footprint": 106, "connection_sparsity": pytest.approx(8 / 42),
+        "activation_sparsity": pytest.approx(0.75),
+        "synaptic_operations": {"Dense": 448.0, "Effective_MACs": 0.0, "Effective_ACs": 32.0}}
+    assert report["layers"][1]["counts"]["synops"] == 12  # synops: the float fan-out
+    assert "NeuroBench: footprint 106 B" in format_table(report)
+
+
 def test_energy_is_counts_times_constants(digits_net, digits_data):
-    counts = ReferenceEngine(digits_net).evaluate(digits_data.test.images[:50])[1]
-    for name in ("cmos45nm", "loihi", "keras-spinnaker2"):
+    images = digits_data.test.images[:50]
+    for name in ("cmos45nm", "cmos45nm-mem", "loihi", "keras-spinnaker2"):
         preset = PRESETS[name]
-        report = energy_report(counts, preset, {})
+        counts, report = _report(digits_net, images, name)
         validate_report(report)
         for c, row in zip(counts[1:], report["layers"], strict=True):
             snn = sum(getattr(c, op) * preset.snn[op] for op in SNN_OPS) / c.samples
-            assert row["snn_pj"] == pytest.approx(snn, rel=1e-12)
+            memory = {m: sum(s["accesses"] * s["bits"] / 64 * word_pj(MEMORY_45NM, s["bytes"])
+                             for s in streams.values()) for m, streams in row["memory"].items()}
+            assert (name == "cmos45nm-mem") == bool(memory)
+            assert row["snn_pj"] == pytest.approx(snn + memory.get("snn", 0), rel=1e-12)
             assert row["ann_pj"] == pytest.approx(
-                c.connections * preset.ann["macs"] + c.neurons * preset.ann["neurons"])
+                c.connections * preset.ann["macs"] + c.neurons * preset.ann["neurons"]
+                + memory.get("ann", 0))
+            if memory:  # weights read once per synaptic op / MAC, membranes as counted
+                assert row["memory"]["snn"]["weights"]["accesses"] == c.synops / c.samples
+                assert row["memory"]["snn"]["membrane"]["accesses"] == \
+                    (c.mem_reads + c.mem_writes) / c.samples
+                assert row["memory"]["qann"]["weights"]["accesses"] == c.connections
         total = sum(row["snn_pj"] for row in report["layers"])
         assert report["totals"]["snn_pj"] == pytest.approx(total)
         assert sum(row["share"] for row in report["layers"]) == pytest.approx(1.0)
@@ -138,11 +249,19 @@ def test_energy_is_counts_times_constants(digits_net, digits_data):
 def test_presets_are_complete_and_sourced():
     for preset in PRESETS.values():
         assert set(preset.snn) == set(SNN_OPS) and set(preset.ann) == set(ANN_OPS)
+        assert set(preset.qann_b) == set(QANN_B_OPS)
+        assert preset.memory is None or set(preset.memory) == set(MEMORY_KEYS)
         assert all(v >= 0 for v in (*preset.snn.values(), *preset.ann.values()))
         assert preset.sources and preset.description
     assert PRESETS["loihi"].snn["synops"] == 23.6 and PRESETS["keras-loihi"].snn["synops"] \
         == 27.1
     assert PRESETS["cmos45nm"].ann["macs"] == 4.6
+    assert PRESETS["cmos45nm"].qann_b_mac(4) == pytest.approx(0.2)  # 0.2 · 4/8 + 0.1
+    assert PRESETS["cmos45nm"].qann_b_mac(8) == pytest.approx(PRESETS["cmos45nm"].qann["macs"])
+    mem = PRESETS["cmos45nm-mem"]
+    assert (mem.snn, mem.ann, mem.qann) == (PRESETS["cmos45nm"].snn, PRESETS["cmos45nm"].ann,
+                                            PRESETS["cmos45nm"].qann)
+    assert [mem.memory[k] for k in ("l1_pj", "l2_pj", "l3_pj", "dram_pj")] == [10, 20, 100, 1300]
 
 
 def _preset_file(tmp_path, suffix: str, text: str):
@@ -153,12 +272,24 @@ def _preset_file(tmp_path, suffix: str, text: str):
 
 def test_user_presets(tmp_path):
     full = {"name": "mine", "snn": {op: 1.0 for op in SNN_OPS},
-            "ann": {op: 2.0 for op in ANN_OPS}, "qann": {op: 0.5 for op in ANN_OPS}}
+            "ann": {op: 2.0 for op in ANN_OPS}, "qann": {op: 0.5 for op in ANN_OPS},
+            "qann_b": {op: 0.25 for op in QANN_B_OPS}, "memory": dict(MEMORY_45NM)}
     assert load_preset(_preset_file(tmp_path, ".json", json.dumps(full))).snn["shifts"] == 1.0
     toml = 'name = "t"\n' + "".join(
         f"[{key}]\n" + "".join(f"{op} = 1\n" for op in table) for key, table in
-        (("snn", SNN_OPS), ("ann", ANN_OPS), ("qann", ANN_OPS)))
-    assert load_preset(_preset_file(tmp_path, ".toml", toml)).qann["macs"] == 1.0
+        (("snn", SNN_OPS), ("ann", ANN_OPS), ("qann", ANN_OPS), ("qann_b", QANN_B_OPS)))
+    compute_only = load_preset(_preset_file(tmp_path, ".toml", toml))
+    assert compute_only.qann["macs"] == 1.0 and compute_only.memory is None
+    assert load_preset(_preset_file(tmp_path, ".json", json.dumps(full))).memory == MEMORY_45NM
+    for broken, message in (({"l2_pj": None}, "memory.l2_pj' is missing"),
+                            ({"dram_pj": -1}, "'memory.dram_pj' must be a number ≥ 0"),
+                            ({"word_bits": 0}, "word_bits' must be > 0"),
+                            ({"l1_bytes": 1e9}, "memory levels must grow")):
+        bad = json.loads(json.dumps(full))
+        bad["memory"].update(broken)
+        bad["memory"] = {k: v for k, v in bad["memory"].items() if v is not None}
+        with pytest.raises(BitsnnError, match=message):
+            load_preset(_preset_file(tmp_path, ".json", json.dumps(bad)))
     missing = json.loads(json.dumps(full))
     del missing["snn"]["synops"]
     with pytest.raises(BitsnnError, match="snn.synops' is missing"):
@@ -174,11 +305,19 @@ def test_user_presets(tmp_path):
 
 
 def test_report_validation_rejects_a_broken_report(digits_net, digits_data):
-    counts = ReferenceEngine(digits_net).evaluate(digits_data.test.images[:5])[1]
-    report = energy_report(counts, PRESETS["cmos45nm"], {})
-    del report["layers"][1]["energy_pj"]["shifts"]
-    with pytest.raises(BitsnnError, match="energy_pj lacks shifts"):
-        validate_report(report)
+    report = _report(digits_net, digits_data.test.images[:5], "cmos45nm-mem")[1]
+    validate_report(report)
+    for path, message in ((("layers", 1, "energy_pj", "shifts"), "energy_pj lacks shifts"),
+                          (("layers", 0, "memory_pj", "qann_b"), "memory_pj lacks qann_b"),
+                          (("neurobench", "synaptic_operations", "Dense"), "lacks Dense"),
+                          (("totals", "qann_b_pj"), "totals lacks qann_b_pj")):
+        broken = json.loads(json.dumps(report))
+        where = broken
+        for key in path[:-1]:
+            where = where[key]
+        del where[path[-1]]
+        with pytest.raises(BitsnnError, match=message):
+            validate_report(broken)
 
 
 def test_bitsnn_energy_end_to_end(digits_net, tmp_path):
@@ -195,6 +334,7 @@ def test_bitsnn_energy_end_to_end(digits_net, tmp_path):
     assert report["preset"]["name"] == "loihi"
     assert files[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "spike_rate=" in proc.stdout and "SNN / fp32 ANN" in proc.stdout
+    assert "SNN / b-bit QANN" in proc.stdout and "NeuroBench: footprint" in proc.stdout
     reference = cli("energy", str(net), "--dataset", "digits", "--samples", "6", "--preset",
                     "loihi", "--quiet", "--json", str(tmp_path / "r.json"))
     assert reference.returncode == 0, reference.stderr
@@ -213,6 +353,16 @@ def test_bitsnn_energy_bad_input(digits_net, tmp_path):
     bad.write_text(json.dumps({"name": "x", "snn": {}, "ann": {}, "qann": {}}))
     one_line_error(cli("energy", str(net), "--dataset", "digits", "--preset", str(bad),
                        "--json", str(out)), "is missing", out)
+    full = {**{key: dict(getattr(PRESETS["cmos45nm-mem"], key)) for key in
+               ("snn", "ann", "qann", "qann_b", "memory")}, "name": "x"}
+    del full["memory"]["spike_bits"]
+    bad.write_text(json.dumps(full))
+    one_line_error(cli("energy", str(net), "--dataset", "digits", "--preset", str(bad),
+                       "--json", str(out)), "'memory.spike_bits' is missing", out)
+    full["memory"]["spike_bits"] = -32
+    bad.write_text(json.dumps(full))
+    one_line_error(cli("energy", str(net), "--dataset", "digits", "--preset", str(bad),
+                       "--json", str(out)), "'memory.spike_bits' must be a number ≥ 0", out)
     not_ours = tmp_path / "plain.net"
     not_ours.write_bytes(b"not hdf5")
     one_line_error(cli("energy", str(not_ours), "--dataset", "digits", "--json", str(out)),

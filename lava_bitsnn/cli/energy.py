@@ -51,7 +51,8 @@ def _main(args: argparse.Namespace) -> int:
     report = energy_report(counts, preset, {
         "network": args.network, "engine": args.engine, "precision": args.precision,
         "neuron": args.neuron, "time_steps": steps, "encoding": net.encoding,
-        "dataset": args.dataset, "accuracy": accuracy})
+        "dataset": args.dataset, "accuracy": accuracy}, net,
+        run_neurobench(net, counts, images, args))
     print(format_table(report))
     print(spike_rate_listing(report))
     print(f"accuracy {100 * accuracy:.2f}% on {len(labels)} samples")
@@ -69,6 +70,17 @@ def _main(args: argparse.Namespace) -> int:
     if written:
         print("wrote " + ", ".join(written))
     return 0
+
+
+def run_neurobench(net, counts, images, args: argparse.Namespace) -> dict:
+    """The NeuroBench metrics of the run; the per-neuron events come from the reference engine
+    (its counts are tested equal to the Lava models')."""
+    from lava_bitsnn.energy.neurobench import input_events, neurobench_metrics
+    from lava_bitsnn.reference import ReferenceEngine
+
+    engine = ReferenceEngine(net, args.precision, args.neuron, args.time_steps)
+    events, graded = input_events(engine, images, args.batch_size or 256)
+    return neurobench_metrics(net, counts, events, graded, args.precision == "fixed")
 
 
 def main(argv: list[str] | None = None) -> int:

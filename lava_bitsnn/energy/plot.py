@@ -1,5 +1,5 @@
-"""PNG of an energy report: per-layer stacked SNN energy (by operation group) against the ANNs,
-and per-layer spike rates."""
+"""PNG of an energy report: per-layer stacked SNN energy (by operation group, and memory where
+priced) against the three ANNs, and per-layer spike rates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ GROUPS = {  # plotted group → the SNN operations in it
     "neuron updates": ("neuron_updates",),
     "shifts, adds, compares": ("shifts", "bias_adds", "comparisons", "subtractions"),
     "spikes and membrane I/O": ("spikes_out", "mem_reads", "mem_writes"),
-}
+}  # plus "memory traffic" under a preset that prices it
 
 
 def plot_report(report: dict, path: str) -> None:
@@ -28,15 +28,20 @@ def plot_report(report: dict, path: str) -> None:
     fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(12, 4.2),
                                      gridspec_kw={"width_ratios": [3, 2]})
     bottom = np.zeros(len(layers))
-    for label, ops in GROUPS.items():
-        values = np.array([sum(row["energy_pj"][op] for op in ops) for row in layers])
+    stacks = {label: [sum(row["energy_pj"][op] for op in ops) for row in layers]
+              for label, ops in GROUPS.items()}
+    stacks["memory traffic"] = [row["memory_pj"]["snn"] for row in layers]
+    for label, column in stacks.items():
+        values = np.array(column)
         if values.any():
             ax_e.bar(x, values, bottom=bottom, label=label, width=0.6)
             bottom += values
     ax_e.plot(x, [row["ann_pj"] for row in layers], "k_", markersize=22, mew=2,
               label="fp32 ANN")
     ax_e.plot(x, [row["qann_pj"] for row in layers], "r_", markersize=22, mew=2,
-              label="int QANN")
+              label="int8 QANN")
+    ax_e.plot(x, [row["qann_b_pj"] for row in layers], "g_", markersize=22, mew=2,
+              label="b-bit QANN")
     ax_e.set_yscale("log")
     low, high = ax_e.get_ylim()
     ax_e.set_ylim(low, high * 30)  # room for the legend
@@ -45,8 +50,8 @@ def plot_report(report: dict, path: str) -> None:
     ax_e.set_ylabel("energy per inference (pJ)")
     t = report["totals"]
     ax_e.set_title(f"preset {report['preset']['name']}: SNN {t['snn_pj'] / 1e6:.3g} µJ, "
-                   f"ANN {t['ann_pj'] / 1e6:.3g} µJ, QANN {t['qann_pj'] / 1e6:.3g} µJ",
-                   fontsize=10)
+                   f"ANN {t['ann_pj'] / 1e6:.3g}, int8 QANN {t['qann_pj'] / 1e6:.3g}, "
+                   f"b-bit QANN {t['qann_b_pj'] / 1e6:.3g} µJ", fontsize=9)
     ax_e.legend(fontsize=8, ncol=3, loc="upper center")
     spiking = [i for i, row in enumerate(layers) if row["counts"]["comparisons"]]
     ax_r.bar([names[i] for i in spiking], [layers[i]["spike_rate"] for i in spiking],

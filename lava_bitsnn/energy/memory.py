@@ -1,0 +1,112 @@
+"""Memory traffic per inference: which arrays each model reads and writes, how often, how wide,
+and, under a preset's ``memory`` section, at what price.
+
+Rules (docs/energy-report.md, "Memory traffic"):
+
+* SNN: one weight read per synaptic op and per graded input MAC; the membrane reads and writes
+  the simulation counts; every spike is written once by its layer (``spikes_out``) and read
+  once by each layer it reaches (``spikes_in``); graded input MACs also read their pixel.
+* ANN, int8 QANN, b-bit QANN: every MAC reads its weight and its input activation; every
+  neuron writes its output once (the partial sum stays in a register). No reuse, on either
+  side.
+* An array sits in the smallest SRAM level that holds it (DRAM above the largest); an access of
+  ``w`` bits costs ``w / word_bits`` of a word access at that level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lava_bitsnn.core.counts import LayerCounts
+from lava_bitsnn.core.ir import INPUT_BITS, Network
+from lava_bitsnn.energy.presets import LEVELS
+
+MODELS = ("snn", "ann", "qann", "qann_b")
+
+
+@dataclass(frozen=True)
+class LayerArrays:
+    """A layer's array sizes (elements), from the network."""
+
+    weights: int  # weight elements of its synapses
+    inputs: int  # values of its source layers
+    neurons: int
+    source_bits: int  # the b-bit QANN's input width: 8 (pixels) or the source layer's b
+    bits: int  # its own code bits; 0 for the output
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Accesses per inference to one array, each ``bits`` wide."""
+
+    accesses: float
+    bits: float
+    array_bytes: float
+
+
+def layer_arrays(net: Network) -> list[LayerArrays]:
+    """One entry per layer after the input."""
+    rows = []
+    for layer in net.layers[1:]:
+        sources = [net.layers[s.source] for s in layer.synapses]
+        rows.append(LayerArrays(
+            weights=sum(int(s.weight.size) for s in layer.synapses),
+            inputs=sum(src.size for src in sources), neurons=layer.size,
+            source_bits=INPUT_BITS if sources[0].kind == "input" else sources[0].bits,
+            bits=layer.bits))
+    return rows
+
+
+def _stream(accesses: float, bits: float, elements: int) -> Stream:
+    return Stream(accesses, bits, elements * bits / 8)
+
+
+def snn_streams(c: LayerCounts, a: LayerArrays, mem: dict[str, float]) -> dict[str, Stream]:
+    """The SNN's traffic of one layer, per inference."""
+    n = c.samples
+    return {
+        "weights": _stream((c.synops + c.input_macs) / n, mem["snn_weight_bits"], a.weights),
+        "membrane": _stream((c.mem_reads + c.mem_writes) / n, mem["membrane_bits"], a.neurons),
+        "spikes_in": _stream(c.spikes_in / n, mem["spike_bits"], a.inputs),
+        "spikes_out": _stream(c.spikes_out / n, mem["spike_bits"], a.neurons),
+        "pixels": _stream(c.input_macs / n, INPUT_BITS, a.inputs),
+    }
+
+
+def ann_streams(c: LayerCounts, a: LayerArrays, weight_bits: float, in_bits: float,
+                out_bits: float) -> dict[str, Stream]:
+    """A (quantised) ANN's traffic of one layer, per inference."""
+    return {
+        "weights": _stream(c.connections, weight_bits, a.weights),
+        "inputs": _stream(c.connections, in_bits, a.inputs),
+        "outputs": _stream(a.neurons, out_bits, a.neurons),
+    }
+
+
+def model_streams(c: LayerCounts, a: LayerArrays, mem: dict[str, float]
+                  ) -> dict[str, dict[str, Stream]]:
+    """Every model's traffic of one layer."""
+    out = a.bits == 0
+    logit = mem["logit_bits"]
+    return {
+        "snn": snn_streams(c, a, mem),
+        "ann": ann_streams(c, a, mem["ann_weight_bits"], mem["ann_act_bits"],
+                           logit if out else mem["ann_act_bits"]),
+        "qann": ann_streams(c, a, mem["qann_weight_bits"], mem["qann_act_bits"],
+                            logit if out else mem["qann_act_bits"]),
+        "qann_b": ann_streams(c, a, mem["qann_weight_bits"], a.source_bits,
+                              logit if out else a.bits),
+    }
+
+
+def word_pj(mem: dict[str, float], array_bytes: float) -> float:
+    """pJ of one word access to an array of ``array_bytes``: its level's figure."""
+    for level in LEVELS:
+        if array_bytes <= mem[f"{level}_bytes"]:
+            return mem[f"{level}_pj"]
+    return mem["dram_pj"]
+
+
+def stream_pj(mem: dict[str, float], s: Stream) -> float:
+    """pJ of a stream per inference."""
+    return s.accesses * s.bits / mem["word_bits"] * word_pj(mem, s.array_bytes)

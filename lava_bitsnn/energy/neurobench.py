@@ -1,0 +1,110 @@
+"""NeuroBench's metrics of the network as it ran, under NeuroBench's names and definitions
+(neurobench 2.3.0, ``metrics/static`` and ``metrics/workload``), from the IR and the run:
+
+* ``footprint``: bytes of the parameters and the state (NeuroBench: parameters + buffers);
+  weights as 8-bit mantissas, biases and membranes as int32;
+* ``connection_sparsity``: zero weights / weights, over every synapse (the deployed weights:
+  ``weight_int`` in fixed point);
+* ``activation_sparsity``: zero outputs / outputs of the spiking layers over all their fire
+  steps and samples, i.e. 1 − spikes / (neurons × T × samples);
+* ``synaptic_operations``: per sample, ``Dense``, every connection (zero weights included,
+  padding not) at every step the layer takes input; ``Effective_ACs``, Σ over binary input
+  events (spikes) of the source's fan-out through non-zero weights; ``Effective_MACs``, the
+  same over non-zero graded inputs (the graded input layer). A folded sum-pool is part of its
+  synapse (each pooled pixel's events count with the whole window's fan-out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from lava_bitsnn.core.counts import LayerCounts
+from lava_bitsnn.core.fanout import fan_out
+from lava_bitsnn.core.ir import INPUT_BITS, Network, Synapse
+
+WEIGHT_BYTES, BIAS_BYTES, STATE_BYTES = 1, 4, 4
+
+
+def _weights(syn: Synapse, integer: bool) -> np.ndarray:
+    return syn.weight_int if integer and syn.weight_int is not None else syn.weight
+
+
+def footprint(net: Network) -> int:
+    """Bytes of weights, biases and membrane state."""
+    layers = net.layers[1:]
+    weights = sum(int(s.weight.size) for layer in layers for s in layer.synapses)
+    biases = sum(int(np.size(layer.bias)) for layer in layers if layer.bias is not None)
+    return (weights * WEIGHT_BYTES + biases * BIAS_BYTES
+            + sum(layer.size for layer in layers) * STATE_BYTES)
+
+
+def connection_sparsity(net: Network, integer: bool) -> float:
+    """Zero weights / all weights."""
+    synapses = [s for layer in net.layers[1:] for s in layer.synapses]
+    zeros = sum(int((_weights(s, integer) == 0).sum()) for s in synapses)
+    return zeros / sum(int(s.weight.size) for s in synapses)
+
+
+def activation_sparsity(counts: list[LayerCounts]) -> float:
+    """1 − spikes / spike slots over the spiking layers."""
+    spiking = [c for c in counts[1:] if c.fire_steps]
+    slots = sum(c.neurons * c.fire_steps * c.samples for c in spiking)
+    return 1.0 - sum(c.spikes_out for c in spiking) / slots if slots else 0.0
+
+
+def _fan_out(net: Network, syn: Synapse, weight: np.ndarray) -> np.ndarray:
+    return fan_out(replace(syn, weight=weight), net.layers[syn.source].shape)
+
+
+def synaptic_operations(net: Network, counts: list[LayerCounts], events: list, graded: bool,
+                        integer: bool) -> dict[str, float]:
+    """Dense, Effective_MACs and Effective_ACs per sample; ``events``: see ``input_events``."""
+    samples = counts[1].samples
+    ops = {"Dense": 0.0, "Effective_MACs": 0.0, "Effective_ACs": 0.0}
+    for layer, c in zip(net.layers[1:], counts[1:], strict=True):
+        for syn in layer.synapses:
+            dense = _fan_out(net, syn, np.ones_like(syn.weight)).sum()
+            ops["Dense"] += float(dense) * c.accumulate_steps * samples
+            effective = float((events[syn.source] * _fan_out(net, syn, _weights(syn, integer)))
+                              .sum())
+            if graded and syn.source == 0:
+                ops["Effective_MACs"] += effective * c.accumulate_steps
+            else:
+                ops["Effective_ACs"] += effective
+    return {key: value / samples for key, value in ops.items()}
+
+
+def input_events(engine, images: np.ndarray, batch_size: int = 256) -> tuple[list, bool]:
+    """(per layer, the events each neuron sent, summed over ``images``; whether the input is
+    graded): spikes of the input bits and hidden layers, or, for graded input, the samples in
+    which each pixel is non-zero. The output sends none. ``engine``: a ReferenceEngine."""
+    import torch
+
+    from lava_bitsnn.reference.fused import spike_bits
+
+    net = engine.net
+    graded = engine.neuron == "if" or net.encoding == "graded"
+    totals = [np.zeros(layer.shape) for layer in net.layers]
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size]
+        codes = engine.run_batch(x).codes
+        pixels = torch.from_numpy(np.asarray(x, dtype=np.int64))
+        totals[0] += ((pixels != 0) if graded else spike_bits(pixels, INPUT_BITS, INPUT_BITS)
+                      .sum(dim=1)).sum(dim=0).numpy()
+        for idx, layer in enumerate(net.layers[1:-1], start=1):
+            code = torch.from_numpy(np.asarray(codes[idx])).long()
+            spikes = code if engine.neuron == "if" else \
+                spike_bits(code, layer.bits, engine.time_steps).sum(dim=1)
+            totals[idx] += spikes.sum(dim=0).numpy()
+    return totals, graded
+
+
+def neurobench_metrics(net: Network, counts: list[LayerCounts], events: list, graded: bool,
+                       integer: bool) -> dict:
+    """The report's ``neurobench`` section."""
+    return {"footprint": footprint(net),
+            "connection_sparsity": connection_sparsity(net, integer),
+            "activation_sparsity": activation_sparsity(counts),
+            "synaptic_operations": synaptic_operations(net, counts, events, graded, integer)}
