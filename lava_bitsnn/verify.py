@@ -18,6 +18,7 @@ from torch import nn
 
 from lava_bitsnn.ann.data import normalise
 from lava_bitsnn.ann.qcfs import qcfs_layers
+from lava_bitsnn.convert.trace import call_name
 from lava_bitsnn.core.ir import Network
 from lava_bitsnn.reference.engine import ReferenceEngine
 from lava_bitsnn.reference.qann import integer_qann
@@ -40,18 +41,22 @@ def ann_trace(model: nn.Module, pixels: np.ndarray, mean: list[float], std: list
     layers = qcfs_layers(model)
     for _, m in layers:
         m.record_codes = True
+        m.records = []
     try:
         # normalised in float64 too: float32 inputs alone move z/Δ by up to ~1e-6
         logits = model(normalise(pixels, mean, std, torch.float64))
         codes, edge = {}, {}
-        for name, m in layers:
-            codes[name] = m.last_code.numpy().astype(np.int64)
-            x = (m.last_input / m.step() + 0.5).numpy()
-            edge[name] = np.abs(x - np.round(x))
+        for name, m in layers:  # a module used at several places: one entry per call
+            for call, (code, z) in enumerate(m.records):
+                key = call_name(name, call)
+                codes[key] = code.numpy().astype(np.int64)
+                x = (m.level(z) + 0.5).numpy()
+                edge[key] = np.abs(x - np.round(x))
     finally:
         for _, m in layers:
             m.record_codes = False
             m.last_code = m.last_input = None
+            m.records = []
     return AnnTrace(codes, edge, logits.numpy())
 
 

@@ -58,11 +58,12 @@ def test_missing_bn_statistics_and_nan_weights():
         _convert(model)
 
 
-def test_mixed_bits_and_ending_in_activation_are_refused():
+def test_mixed_bits_convert_and_ending_in_activation_is_refused():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), QCFS(4), nn.Conv2d(2, 2, 3), QCFS(3),
                           nn.Flatten(), nn.Linear(32, 2)).eval()
-    with pytest.raises(BitsnnError, match="same bits"):
-        _convert(model)
+    net = _convert(model)  # each layer keeps its own bits (issue 11)
+    assert [layer.bits for layer in net.layers if layer.kind == "neuron"] == [4, 3]
+    assert net.bits == 4
     model = nn.Sequential(nn.Conv2d(1, 2, 3), QCFS(4), nn.Flatten(), nn.Linear(72, 2), QCFS(4))
     with pytest.raises(BitsnnError, match="must end in a Linear"):
         _convert(model.eval())

@@ -4,6 +4,11 @@ Keys: ``format``, ``format_version``, ``state_dict``, ``arch``, ``arch_kwargs`` 
 arguments), ``bits``, ``dataset``, ``input_shape`` (C, H, W), ``normalisation`` ({mean, std}),
 ``class_names``, ``log`` (one dict per epoch), ``test_accuracy``, ``library_version``,
 ``train_args``; for ``--resume`` also ``epoch``, ``optimizer`` and ``scheduler``.
+
+A user's own model (``bitsnn-train --from``) has ``arch == "user"`` and the whole module in
+``module`` (pickled with the checkpoint; ``imports`` names the modules that define its classes,
+``source`` how it was loaded: file, form, factory and kwargs). ``state_dict`` is then loaded
+into that module, so the weights are those of ``state_dict`` as for a zoo model.
 """
 
 from __future__ import annotations
@@ -40,18 +45,32 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
         raise BitsnnError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+    return validate_checkpoint(ckpt, path)
+
+
+def validate_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise BitsnnError(f"{path} is not a lava-bitsnn checkpoint")
     missing = [k for k in REQUIRED if k not in ckpt]
+    if ckpt.get("arch") == USER_ARCH and "module" not in ckpt:
+        missing.append("module")
     if missing:
         raise BitsnnError(f"checkpoint {path} lacks {', '.join(missing)}")
     return ckpt
 
 
+USER_ARCH = "user"
+
+
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """Rebuild the model and load its weights (eval mode)."""
     try:
-        model = build_model(ckpt["arch"], **ckpt["arch_kwargs"])
+        if ckpt["arch"] == USER_ARCH:
+            import copy
+
+            model = copy.deepcopy(ckpt["module"])
+        else:
+            model = build_model(ckpt["arch"], **ckpt["arch_kwargs"])
         model.load_state_dict(ckpt["state_dict"])
     except (ValueError, RuntimeError, TypeError) as exc:
         raise BitsnnError(f"checkpoint does not match its architecture: {exc}") from None

@@ -20,7 +20,12 @@ from torch import nn
 from tqdm import tqdm
 
 import lava_bitsnn
-from lava_bitsnn.ann.checkpoint import check_writable, load_checkpoint, save_checkpoint
+from lava_bitsnn.ann.checkpoint import (
+    USER_ARCH,
+    check_writable,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lava_bitsnn.ann.data import Dataset, normalise
 from lava_bitsnn.ann.qcfs import QCFS, check_bits, qcfs_layers
 from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
@@ -49,7 +54,7 @@ class TrainConfig:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.arch not in ARCHS:
+        if self.arch not in ARCHS and self.arch != USER_ARCH:
             raise BitsnnError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHS)}")
         try:
             check_bits(self.bits)
@@ -158,9 +163,18 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = None,
-          progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) and write the checkpoint to ``output``; returns the checkpoint dict."""
+          progress: bool = True, model: nn.Module | None = None,
+          user: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train (or resume) and write the checkpoint to ``output``; returns the checkpoint dict.
+
+    ``model`` (with ``cfg.arch == "user"``): fine-tune this QCFS model instead of building a
+    zoo one (``bitsnn-train --from``); ``user`` then holds ``normalisation`` (the model's
+    own), ``imports`` and ``source``, stored in the checkpoint with the module itself."""
     cfg.validate()
+    if (model is None) != (cfg.arch != USER_ARCH):
+        raise BitsnnError("a user model needs arch 'user', and arch 'user' needs a model")
+    if model is not None and resume:
+        raise BitsnnError("--resume is not supported with --from")
     check_writable(output)
     rank, world = _distributed()
     device = cfg.device
@@ -173,14 +187,19 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     c, h, w = data.input_shape
     if h != w:
         raise BitsnnError(f"square images are required, got {h}x{w}")
-    arch_kwargs = {"in_channels": c, "image_size": h, "num_classes": len(data.class_names),
-                   "bits": cfg.bits, **cfg.arch_kwargs}
-    try:
-        model = build_model(cfg.arch, **arch_kwargs).to(device)
-    except ValueError as exc:
-        hint = " (pad or resize with --image-size)" if "pixels" in str(exc) else ""
-        raise BitsnnError(f"{exc}{hint}") from None
-    mean, std = data.normalisation()
+    if model is not None:
+        arch_kwargs: dict[str, Any] = {}
+        model = model.to(device)
+        mean, std = (user or {}).get("normalisation") or data.normalisation()
+    else:
+        arch_kwargs = {"in_channels": c, "image_size": h, "num_classes": len(data.class_names),
+                       "bits": cfg.bits, **cfg.arch_kwargs}
+        try:
+            model = build_model(cfg.arch, **arch_kwargs).to(device)
+        except ValueError as exc:
+            hint = " (pad or resize with --image-size)" if "pixels" in str(exc) else ""
+            raise BitsnnError(f"{exc}{hint}") from None
+        mean, std = data.normalisation()
 
     steps_per_epoch = math.ceil(len(data.train.labels) / world / cfg.batch_size)
     opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -256,11 +275,11 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
                            f"bits/act {metrics['bits_per_activation']:.3f}  {seconds:.1f}s")
             if epoch + 1 < cfg.epochs:  # resumable after every epoch
                 save_checkpoint(_checkpoint(cfg, model, data, arch_kwargs, (mean, std), log,
-                                            epoch + 1, opt, sched), output)
+                                            epoch + 1, opt, sched, user), output)
     if tap:
         tap.remove()
     ckpt = _checkpoint(cfg, model.cpu(), data, arch_kwargs, (mean, std), log, cfg.epochs, opt,
-                       sched)
+                       sched, user)
     if rank == 0:
         save_checkpoint(ckpt, output)
     return ckpt
@@ -268,9 +287,14 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
 
 def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: dict[str, Any],
                 norm: tuple[list[float], list[float]], log: list[dict[str, float]], epoch: int,
-                opt: torch.optim.Optimizer, sched: Any) -> dict[str, Any]:
+                opt: torch.optim.Optimizer, sched: Any, user: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
     """The checkpoint dict after ``epoch`` epochs (``epoch`` < ``cfg.epochs``: resumable)."""
-    return {
+    extra: dict[str, Any] = {}
+    if cfg.arch == USER_ARCH:
+        extra = {"module": _plain_copy(model), "imports": list((user or {}).get("imports", [])),
+                 "source": (user or {}).get("source", {})}
+    return {**extra,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "arch": cfg.arch,
         "arch_kwargs": arch_kwargs,
@@ -288,3 +312,18 @@ def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: 
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
     }
+
+
+def _plain_copy(model: nn.Module) -> nn.Module:
+    """A CPU copy of a user model without hooks, for pickling into the checkpoint."""
+    import copy
+
+    hooks = [(m, m._forward_hooks, m._forward_pre_hooks) for m in model.modules()]
+    for m, _, _ in hooks:
+        m._forward_hooks, m._forward_pre_hooks = type(m._forward_hooks)(), \
+            type(m._forward_pre_hooks)()
+    try:
+        return copy.deepcopy(model).cpu()
+    finally:
+        for m, post, pre in hooks:
+            m._forward_hooks, m._forward_pre_hooks = post, pre

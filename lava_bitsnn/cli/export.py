@@ -1,4 +1,4 @@
-"""``bitsnn-export``: convert a QCFS checkpoint to a netx HDF5 network (Loihi fixed point)."""
+"""``bitsnn-export``: convert a QCFS model to a netx HDF5 network (Loihi fixed point)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,22 @@ from lava_bitsnn.core.ir import ACC_MAX, ENCODINGS, Network
 
 
 def summary(net: Network) -> str:
-    """Per-layer table: shape, synapses, weight exponents, D, worst-case |accumulator|."""
+    """Per-layer table: shape, levels, synapses, weight exponents, D, worst-case
+    |accumulator|."""
     from lava_bitsnn.core.fanout import fan_out
 
-    rows = [("#", "layer", "kind", "shape", "synapses", "w_exp", "D", "|acc| max", "of 2^23")]
+    rows = [("#", "layer", "kind", "shape", "b", "L", "synapses", "w_exp", "D", "|acc| max",
+             "of 2^23")]
     for i, layer in enumerate(net.layers):
         if layer.kind == "input":
             rows.append((str(i), "input", net.encoding, "x".join(map(str, layer.shape)),
-                         "", "", "", "", ""))
+                         "8", "255", "", "", "", "", ""))
             continue
         conns = sum(int(fan_out(s, net.layers[s.source].shape).sum()) for s in layer.synapses)
         exps = ",".join(str(s.weight_exp) for s in layer.synapses)
+        neuron = layer.kind == "neuron"
         rows.append((str(i), layer.name, layer.kind, "x".join(map(str, layer.shape)),
+                     str(layer.bits) if neuron else "", str(layer.max_code) if neuron else "",
                      f"{conns:,}", exps, f"2^{layer.threshold_unit.bit_length() - 1}",
                      f"{layer.acc_bound:,}", f"{100 * layer.acc_bound / ACC_MAX:.1f}%"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
@@ -31,31 +35,82 @@ def summary(net: Network) -> str:
     return "\n".join(lines + notes)
 
 
+def folded(source, net: Network) -> str:
+    """What the conversion folded away, in one line."""
+    from torch import nn
+
+    mods = list(source.model.modules())
+    bn = sum(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in mods)
+    pools = sum(isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)) for m in mods)
+    chw = sum(a.channels > 1 for a in source.activations)
+    parts = [f"{bn} BatchNorm into their synapses", "input normalisation into layer 1",
+             f"QCFS half-step into the biases of {sum(lay.kind == 'neuron' for lay in net.layers)}"
+             " layers"]
+    if pools:
+        parts.append(f"{pools} average pool(s) into the next synapse")
+    if chw:
+        parts.append(f"{chw} channel-wise threshold(s) into the synapse weights (D stays 2^k)")
+    if source.swapped_maxpool:
+        parts.append(f"MaxPool2d swapped for AvgPool2d at {', '.join(source.swapped_maxpool)}")
+    return "folded: " + "; ".join(parts)
+
+
 def parser() -> argparse.ArgumentParser:
+    from lava_bitsnn.ann.model_io import add_model_args
+
     p = argparse.ArgumentParser(prog="bitsnn-export", description=__doc__.split("``: ")[1])
-    p.add_argument("checkpoint", help="model.pt written by bitsnn-train")
+    p.add_argument("checkpoint", metavar="MODEL",
+                   help="model.pt: a bitsnn-train checkpoint, a pickled nn.Module or a "
+                        "state_dict (with --model)")
     p.add_argument("-o", "--output", required=True, help="netx file to write (.net)")
     p.add_argument("--time-steps", type=int, help="T per layer, 1..b (default b)")
     p.add_argument("--input-encoding", choices=ENCODINGS, default="bit-serial")
     p.add_argument("--lava-dl-cuba", metavar="FILE",
                    help="also write a plain lava-dl netx file with CUBA (IF) neurons")
+    add_model_args(p)
     return p
 
 
+def dataset_loader(args: argparse.Namespace):
+    """``--dataset`` as a lazy loader (None without the flag)."""
+    if not getattr(args, "dataset", None):
+        return None
+
+    def load():
+        from lava_bitsnn.ann.data import load_dataset
+
+        return load_dataset(args.dataset, args.data_dir)
+
+    return load
+
+
+def describe_source(source) -> list[str]:
+    from lava_bitsnn.ann.adapters import describe
+
+    return [f"model: {source.description} from {source.path}", describe(source.activations)]
+
+
 def _main(args: argparse.Namespace) -> int:
-    from lava_bitsnn.convert.model import convert_checkpoint
+    from lava_bitsnn.ann.model_io import load_source
+    from lava_bitsnn.convert.model import convert_source
     from lava_bitsnn.files import check_writable
     from lava_bitsnn.netx import write_lava_dl_cuba, write_network
 
     check_writable(args.output)
     if args.lava_dl_cuba:
         check_writable(args.lava_dl_cuba)
-    net = convert_checkpoint(args.checkpoint, args.time_steps, args.input_encoding)
+    source = load_source(args.checkpoint, args, dataset_loader(args))
+    for line in describe_source(source):
+        print(line)
+    net = convert_source(source, args.time_steps, args.input_encoding)
     if args.lava_dl_cuba:
         write_lava_dl_cuba(net, args.lava_dl_cuba)
     write_network(net, args.output)
     print(summary(net))
-    print(f"{len(net.layers) - 1} layers, b={net.bits}, T={net.time_steps}, "
+    print(folded(source, net))
+    bits = sorted({layer.bits for layer in net.layers if layer.kind == "neuron"})
+    b = f"b={net.bits}" if len(bits) == 1 else f"b={','.join(map(str, bits))} per layer"
+    print(f"{len(net.layers) - 1} layers, {b}, T={net.time_steps}, "
           f"{net.encoding} input -> {args.output}")
     return 0
 

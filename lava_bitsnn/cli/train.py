@@ -1,4 +1,5 @@
-"""``bitsnn-train``: train a QCFS ANN from the model zoo and write a checkpoint."""
+"""``bitsnn-train``: train a QCFS ANN from the model zoo (or fine-tune your own model with
+``--from``) and write a checkpoint."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from lava_bitsnn.cli.common import run_cli
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bitsnn-train", description=__doc__.split("``: ")[1])
-    p.add_argument("--arch", required=True, metavar="A", help=f"one of: {', '.join(ARCHS)}")
+    from lava_bitsnn.ann.model_io import add_model_args
+
+    p = argparse.ArgumentParser(prog="bitsnn-train",
+                                description=__doc__.split("``: ")[1].replace("``", ""))
+    p.add_argument("--arch", metavar="A", help=f"one of: {', '.join(ARCHS)}")
+    p.add_argument("--from", dest="source", metavar="MODEL",
+                   help="fine-tune this model instead (ReLU or QCFS; a checkpoint, a pickled "
+                        "nn.Module or a state_dict with --model): its ReLUs become QCFS with "
+                        "calibrated thresholds (paper A.9)")
     p.add_argument("--dataset", required=True, metavar="D", help=f"one of: {', '.join(DATASETS)}")
     p.add_argument("--data-dir", help="folder with the dataset files (all but digits)")
     p.add_argument("--image-size", type=int, metavar="N",
@@ -20,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
                         "below it (default: native; image folders 32)")
     p.add_argument("--stem", choices=["cifar", "imagenet"],
                    help="ResNet/MobileNetV2 stem (default: the architecture's own)")
-    p.add_argument("--bits", type=int, default=4, help="QCFS activation bits, 1..8 (default 4)")
+    p.add_argument("--bits", type=int, help="QCFS activation bits, 1..8 (default 4)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
@@ -33,14 +41,89 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="continue from this checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-o", "--output", required=True, help="checkpoint path (.pt)")
+    add_model_args(p, dataset_flag=False)
     return p
+
+
+def _fine_tune(args: argparse.Namespace) -> int:
+    """``--from``: calibrate, swap, fine-tune; print the three accuracies."""
+    import torch
+
+    from lava_bitsnn.ann.adapters import describe
+    from lava_bitsnn.ann.checkpoint import USER_ARCH, check_writable
+    from lava_bitsnn.ann.data import normalise
+    from lava_bitsnn.ann.model_io import load_source
+    from lava_bitsnn.ann.qcfs import bits_for_levels, qcfs_layers
+    from lava_bitsnn.ann.relu_to_qcfs import relu_to_qcfs
+    from lava_bitsnn.ann.train import TrainConfig, evaluate, train
+    from lava_bitsnn.errors import BitsnnError
+
+    if args.arch:
+        raise BitsnnError("--from and --arch exclude each other")
+    bits = args.bits or 4
+    if args.levels is not None:
+        try:
+            need = bits_for_levels(args.levels)
+        except ValueError as exc:
+            raise BitsnnError(f"--levels: {exc}") from None
+        if args.bits is not None and bits != need:
+            raise BitsnnError(f"--levels {args.levels} needs {need} bits, not --bits {bits}")
+        bits = need
+    cfg = TrainConfig(arch=USER_ARCH, dataset=args.dataset, bits=bits, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
+                      seed=args.seed, device=args.device)
+    cfg.validate()
+    check_writable(args.output)
+    data = load_dataset(args.dataset, args.data_dir, args.image_size)
+    source = load_source(args.source, args, data, relu=True)
+    print(f"model: {source.description} from {args.source}")
+    if tuple(source.input_shape) != tuple(data.input_shape):
+        raise BitsnnError(f"the model takes inputs of shape {source.input_shape}, dataset "
+                          f"{data.name} has {data.input_shape} (use --image-size)")
+    mean, std = source.mean, source.std
+    test = data.test
+    before = evaluate(source.model, test.images, test.labels, mean, std)["accuracy"]
+    model = source.model
+    had_qcfs = bool(qcfs_layers(model))
+    gen = torch.Generator().manual_seed(args.seed)
+    pick = torch.randperm(len(data.train.labels), generator=gen)[:512].numpy()
+    model = relu_to_qcfs(model, None if args.levels else bits,
+                         calibration=None if had_qcfs else normalise(data.train.images[pick],
+                                                                     mean, std),
+                         levels=args.levels, maxpool=args.maxpool)
+    layers = qcfs_layers(model)
+    if not layers:
+        raise BitsnnError("the model has neither ReLU nor QCFS activations to fine-tune")
+    cfg.bits = max(m.bits for _, m in layers)
+    found = source.activations
+    print(describe(found) if found else f"swapped ReLU for QCFS in {len(layers)} modules "
+          f"({'L=' + str(args.levels) if args.levels else f'{bits} bits'}), thresholds "
+          "calibrated on 512 training images")
+    swapped = evaluate(model, test.images, test.labels, mean, std)["accuracy"]
+    user = {"normalisation": (mean, std), "imports": source.imports,
+            "source": {"file": str(args.source), "form": source.kind,
+                       "description": source.description, "factory": source.factory}}
+    ckpt = train(cfg, data, args.output, progress=not args.quiet, model=model, user=user)
+    after = ckpt["log"][-1]["test_accuracy"] if ckpt["log"] else float("nan")
+    print(f"accuracy: ReLU model {100 * before:.2f}%  after the swap {100 * swapped:.2f}%  "
+          f"after fine-tuning {100 * after:.2f}%  ({len(test.labels)} {data.name} test images, "
+          f"{cfg.epochs} epochs)")
+    print(f"checkpoint written to {args.output}")
+    return 0
 
 
 def _main(args: argparse.Namespace) -> int:
     from lava_bitsnn.ann.checkpoint import check_writable
     from lava_bitsnn.ann.train import TrainConfig, train
+    from lava_bitsnn.errors import BitsnnError
 
-    cfg = TrainConfig(arch=args.arch, dataset=args.dataset, bits=args.bits, epochs=args.epochs,
+    if args.source:
+        return _fine_tune(args)
+    if not args.arch:
+        raise BitsnnError("give --arch A (a zoo model) or --from MODEL (your own)")
+    cfg = TrainConfig(arch=args.arch, dataset=args.dataset, bits=args.bits or 4,
+                      epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
                       seed=args.seed, device=args.device,

@@ -26,14 +26,18 @@ def table(report) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    from lava_bitsnn.ann.model_io import add_model_args
+
     p = argparse.ArgumentParser(prog="bitsnn-verify", description=__doc__.split("``: ")[1])
-    p.add_argument("checkpoint", help="model.pt the network was exported from")
+    p.add_argument("checkpoint", metavar="MODEL",
+                   help="model.pt the network was exported from (any form bitsnn-export takes)")
     p.add_argument("network", help="netx file written by bitsnn-export")
     add_data_args(p)
     p.add_argument("--batch-size", type=int, default=200)
     p.add_argument("--lava-samples", type=int, default=16,
                    help="also run the first N images on Lava, fixed and float (0: skip)")
     p.add_argument("--json", help="also write the report to this JSON file")
+    add_model_args(p, dataset_flag=False)
     return p
 
 
@@ -42,7 +46,8 @@ def _main(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_digest, model_from_checkpoint
+    from lava_bitsnn.ann.model_io import load_source
+    from lava_bitsnn.cli.export import dataset_loader, describe_source
     from lava_bitsnn.errors import BitsnnError
     from lava_bitsnn.files import check_writable
     from lava_bitsnn.netx import read_network
@@ -50,12 +55,14 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.json:
         check_writable(args.json)
-    ckpt = load_checkpoint(args.checkpoint)
+    source = load_source(args.checkpoint, args, dataset_loader(args))
     net = read_network(args.network)
-    if net.meta.get("source_model_sha256") not in (None, model_digest(ckpt)):
+    if net.meta.get("source_model_sha256") not in (None, source.digest()):
         raise BitsnnError(f"{args.network} was not exported from {args.checkpoint} "
                           "(model hash differs)")
-    model = model_from_checkpoint(ckpt)
+    for line in describe_source(source):
+        print(line, file=sys.stderr)
+    model = source.model
     images, labels = test_split(net, args.dataset, args.data_dir, args.samples)
     report = VerifyReport(0)
     for start, stop in tqdm(batches(len(labels), args.batch_size), leave=False, unit="batch"):

@@ -24,16 +24,16 @@ def _check_finite(model: nn.Module) -> None:
 def convert_model(model: nn.Module, input_shape: tuple[int, ...], mean: list[float],
                   std: list[float], class_names: list[str], time_steps: int | None = None,
                   encoding: str = "bit-serial", meta: dict[str, str] | None = None) -> Network:
-    """Trace, fold and quantise a QCFS model. ``time_steps`` defaults to the bits ``b``."""
+    """Trace, fold and quantise a QCFS model. ``time_steps`` defaults to the bits ``b`` (the
+    largest of the layers' when they differ)."""
     if encoding not in ENCODINGS:
         raise BitsnnError(f"input encoding must be one of {', '.join(ENCODINGS)}")
     _check_finite(model)
     layers = trace_model(model, tuple(input_shape), mean, std)
-    bits = {m.bits for _, m in qcfs_layers(model)}
-    if len(bits) != 1:
-        raise BitsnnError(f"all QCFS layers must have the same bits, found {sorted(bits)}"
-                          if bits else "the model has no QCFS activation")
-    b = bits.pop()
+    bits = {layer.bits for layer in layers if layer.kind == "neuron"}
+    if not bits:
+        raise BitsnnError("the model has no QCFS activation")
+    b = max(bits)  # layers may differ: each fires its own T_l = b_l steps
     t = b if time_steps is None else time_steps
     if not 1 <= t <= b:
         raise BitsnnError(f"time steps must be from 1 to the activation bits ({b}), got {t}")
@@ -50,7 +50,7 @@ def convert_checkpoint(path: str | Path, time_steps: int | None = None,
 
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt)
-    if any(m.bits != ckpt["bits"] for _, m in qcfs_layers(model)):
+    if max((m.bits for _, m in qcfs_layers(model)), default=ckpt["bits"]) != ckpt["bits"]:
         raise BitsnnError(f"bits mismatch: checkpoint says {ckpt['bits']} but its QCFS layers "
                           "differ")
     meta = {"source_checkpoint": Path(path).name, "source_model_sha256": model_digest(ckpt),
@@ -58,3 +58,24 @@ def convert_checkpoint(path: str | Path, time_steps: int | None = None,
     norm = ckpt["normalisation"]
     return convert_model(model, tuple(ckpt["input_shape"]), norm["mean"], norm["std"],
                          ckpt["class_names"], time_steps, encoding, meta)
+
+
+def convert_source(source, time_steps: int | None = None, encoding: str = "bit-serial"
+                   ) -> Network:
+    """Convert a ``lava_bitsnn.ann.model_io.ModelSource`` (any of the model forms)."""
+    from lava_bitsnn.ann.model_io import default_class_names
+
+    if source.checkpoint is not None:
+        ckpt = source.checkpoint
+        if max((m.bits for _, m in qcfs_layers(source.model)), default=ckpt["bits"]) != \
+                ckpt["bits"]:
+            raise BitsnnError(f"bits mismatch: checkpoint says {ckpt['bits']} but its QCFS "
+                              "layers differ")
+    meta = {"source_checkpoint": Path(source.path).name,
+            "source_model_sha256": source.digest()}
+    if source.checkpoint is not None:  # the same keys as convert_checkpoint
+        meta.update(arch=source.checkpoint["arch"], dataset=source.checkpoint["dataset"])
+    else:
+        meta.update(source_model=source.description, dataset=source.dataset)
+    return convert_model(source.model, source.input_shape, source.mean, source.std,
+                         default_class_names(source), time_steps, encoding, meta)
