@@ -281,6 +281,9 @@ def test_user_presets(tmp_path):
     compute_only = load_preset(_preset_file(tmp_path, ".toml", toml))
     assert compute_only.qann["macs"] == 1.0 and compute_only.memory is None
     assert load_preset(_preset_file(tmp_path, ".json", json.dumps(full))).memory == MEMORY_45NM
+    for name in ("cmos45nm", "cmos45nm-mem"):  # a preset's own JSON loads back as itself
+        own = _preset_file(tmp_path, ".json", json.dumps(PRESETS[name].as_dict()))
+        assert load_preset(own) == PRESETS[name]
     for broken, message in (({"l2_pj": None}, "memory.l2_pj' is missing"),
                             ({"dram_pj": -1}, "'memory.dram_pj' must be a number ≥ 0"),
                             ({"word_bits": 0}, "word_bits' must be > 0"),

@@ -173,7 +173,7 @@ def preset_from_dict(data: dict, where: str) -> Preset:
     if not isinstance(sources, dict):
         raise BitsnnError(f"{where}: 'sources' must map constants to their sources")
     sections = {key: _section(data, key, ops, where) for key, ops in SECTIONS.items()}
-    memory = _memory(data, where) if "memory" in data else None
+    memory = None if data.get("memory") is None else _memory(data, where)
     return Preset(name, str(data.get("description", "")), sections["snn"], sections["ann"],
                   sections["qann"], sections["qann_b"],
                   {str(k): str(v) for k, v in sources.items()}, memory)
