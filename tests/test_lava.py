@@ -14,7 +14,7 @@ from lava_bitsnn.convert.model import convert_model
 from lava_bitsnn.core.fanout import fan_out
 from lava_bitsnn.core.ir import Synapse
 from lava_bitsnn.errors import BitsnnError
-from lava_bitsnn.lava.procs.process import BitSynapse
+from lava_bitsnn.lava.procs.process import LinearSynapse
 from lava_bitsnn.lava.runner import LavaRunner
 from lava_bitsnn.reference import ReferenceEngine
 from lava_bitsnn.reference.qann import integer_qann
@@ -53,7 +53,7 @@ def test_bit_synapse_equals_lava_dense_fixed():
         spikes = rng.integers(0, 2, (n_in, steps))
         lava_dense = Dense(weights=2 * m, weight_exp=exp - 1, num_message_bits=0)
         syn = Synapse(0, "dense", m.astype(float))
-        ours = BitSynapse(in_shape=(1, n_in), out_shape=(1, n_out), weight=m << exp,
+        ours = LinearSynapse(in_shape=(1, n_in), out_shape=(1, n_out), weight=m << exp,
                           fan_out=fan_out(syn, (n_in,)), kind="dense")
         a, b = _run_pair((spikes, spikes[None]), lava_dense, ours, (n_out,), (1, n_out), steps,
                          "fixed_pt")
@@ -75,7 +75,7 @@ def test_bit_synapse_equals_lava_conv(groups, stride, padding):
     ho = (h + 2 * padding - k) // stride + 1
     lava_conv = Conv(weight=weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1), input_shape=(w, h, c),
                      padding=padding, stride=stride, groups=groups)
-    ours = BitSynapse(in_shape=(1, c, h, w), out_shape=(1, out_ch, ho, ho), weight=weight,
+    ours = LinearSynapse(in_shape=(1, c, h, w), out_shape=(1, out_ch, ho, ho), weight=weight,
                       fan_out=fan_out(syn, (c, h, w)), kind="conv", stride=stride,
                       padding=padding, groups=groups)
     whc = spikes.transpose(2, 1, 0, 3)

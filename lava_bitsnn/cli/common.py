@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from lava_bitsnn.errors import BitsnnError
+from lava_bitsnn.errors import BitsnnError, Terminated
 
 
 def run_cli(prog: str, body: Callable[[], int | None]) -> int:
@@ -18,6 +18,9 @@ def run_cli(prog: str, body: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"{prog}: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except MemoryError:
         print(f"{prog}: error: out of memory", file=sys.stderr)
         return 1

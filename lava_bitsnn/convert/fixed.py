@@ -24,6 +24,7 @@ from lava_bitsnn.core.ir import (
     Layer,
     Network,
 )
+from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.errors import BitsnnError
 
 D_CAP_LOG2 = 16
@@ -80,8 +81,9 @@ def _quantise_layer(net: Network, layer: Layer, d: int, steps: int) -> int:
 
 def quantise_network(net: Network) -> None:
     """Choose ``D``, integer weights and biases for every layer (in place)."""
-    for layer in net.layers[1:]:
-        steps = net.source_steps(layer, net.time_steps)
+    schedule = build_schedule(net)
+    for idx, layer in enumerate(net.layers[1:], start=1):
+        steps = schedule.layers[idx].acc_steps
         start = min(D_CAP_LOG2, 22 - layer.bits) if layer.kind == "neuron" else D_CAP_LOG2
         for log2d in range(start, 0, -1):  # D ≥ 2 keeps D/2 (the IF v0) an integer
             bound = _quantise_layer(net, layer, 1 << log2d, steps)

@@ -1,14 +1,18 @@
 """Per-layer operation counts gathered during a simulation (summed over samples).
 
-Neuron operations, per neuron and step of a layer's windows (DESIGN.md §5): every accumulate
-step is one update with a bias add, a membrane read and write, and a left shift when the
-shift amount is > 0; every fire step of the bit-serial neuron is one update with a comparison
-and a read, plus a subtraction and a write where it spikes; an IF step is one update with a
-bias add, a comparison, a read and a write, plus a subtraction where it spikes."""
+Neuron operations, per neuron and step of a layer's windows (docs/energy-report.md): every
+accumulate step is one update with a bias add, a membrane read and write, and a left shift
+when the shift amount is > 0; every fire step of the bit-serial neuron is one update with a
+comparison and a read, plus a subtraction and a write where it spikes; an IF step is one
+update with a bias add, a comparison, a read and a write, plus a subtraction where it spikes.
+The three ``*_step_ops`` functions are these rules; both simulators add what they return.
+
+``neurons`` and ``spikes`` may be ints or arrays (one value per batch slot)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 NEURON_OPS = ("neuron_updates", "shifts", "bias_adds", "comparisons", "subtractions",
               "mem_reads", "mem_writes")
@@ -63,3 +67,29 @@ class LayerCounts:
     def as_dict(self) -> dict:
         return {**asdict(self), "spike_rate": self.spike_rate, "ann_macs": self.ann_macs,
                 "bits_per_activation": self.bits_per_activation}
+
+
+def accumulate_step_ops(neurons: Any, shifted: bool) -> dict[str, Any]:
+    """One accumulate step of ``neurons`` neurons."""
+    ops = dict.fromkeys(("neuron_updates", "bias_adds", "mem_reads", "mem_writes"), neurons)
+    if shifted:
+        ops["shifts"] = neurons
+    return ops
+
+
+def fire_step_ops(neurons: Any, spikes: Any) -> dict[str, Any]:
+    """One bit-serial fire step of ``neurons`` neurons, ``spikes`` of which fire."""
+    return {"neuron_updates": neurons, "comparisons": neurons, "mem_reads": neurons,
+            "subtractions": spikes, "mem_writes": spikes}
+
+
+def if_step_ops(neurons: Any, spikes: Any) -> dict[str, Any]:
+    """One IF step (integrate and fire in one update)."""
+    return {**accumulate_step_ops(neurons, False), "comparisons": neurons,
+            "subtractions": spikes}
+
+
+def add_ops(counts: LayerCounts, ops: dict[str, Any], times: int = 1) -> None:
+    """Add ``times`` × the scalar ``ops`` to ``counts``."""
+    for op, value in ops.items():
+        setattr(counts, op, getattr(counts, op) + int(value) * times)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ACCUMULATOR_BITS = 24
-ACC_MAX = (1 << (ACCUMULATOR_BITS - 1)) - 1
+from lava_bitsnn.core.dynamics import ACC_MAX, ACCUMULATOR_BITS  # noqa: F401 - re-exported
+
 MANTISSA_MIN, MANTISSA_MAX = -128, 127
 INPUT_BITS = 8
 ENCODINGS = ("bit-serial", "graded")
@@ -97,10 +97,3 @@ class Network:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.layers[0].shape
-
-    def source_steps(self, layer: Layer, time_steps: int) -> int:
-        """Accumulate steps of a layer: 8 (bit-serial) or 1 (graded) after the input, else T."""
-        src = self.layers[layer.synapses[0].source]
-        if src.kind == "input":
-            return INPUT_BITS if self.encoding == "bit-serial" else 1
-        return time_steps

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from lava_bitsnn.core.ir import Layer, Network, Synapse
+from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.files import atomic_write
 from lava_bitsnn.netx.schema import (
@@ -104,7 +105,8 @@ def write_lava_dl_cuba(net: Network, path: str | Path) -> None:
             inp = f.create_group(f"layer/{idx}")
             inp["type"] = "input"
             inp["shape"] = np.asarray(net.input_shape, dtype=np.int64)
-            for layer in net.layers[1:]:
+            schedule = build_schedule(net)
+            for layer, timing in zip(net.layers[1:], schedule.layers[1:], strict=True):
                 syn = layer.synapses[0]
                 if syn.flatten:
                     idx += 1
@@ -114,8 +116,7 @@ def write_lava_dl_cuba(net: Network, path: str | Path) -> None:
                 g["type"] = syn.kind
                 g["shape"] = np.asarray(layer.shape, dtype=np.int64)
                 g["weight"] = syn.weight_int
-                bias = layer.bias_int.reshape(layer.shape[0], -1)[:, 0] // max(
-                    1, net.source_steps(layer, net.time_steps))
+                bias = layer.bias_int.reshape(layer.shape[0], -1)[:, 0] // timing.acc_steps
                 g["bias"] = bias
                 if syn.kind == "conv":
                     for key, value in (("stride", syn.stride), ("padding", syn.padding),

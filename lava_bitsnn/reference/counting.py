@@ -1,10 +1,18 @@
-"""Synaptic-event counting shared by the reference engine's paths."""
+"""The reference engine's counting: synaptic events from spike totals, neuron operations from
+the per-step rules of ``lava_bitsnn.core.counts`` (one source with the Lava models)."""
 
 from __future__ import annotations
 
 import torch
 
-from lava_bitsnn.core.counts import LayerCounts
+from lava_bitsnn.core.counts import (
+    LayerCounts,
+    accumulate_step_ops,
+    add_ops,
+    fire_step_ops,
+    if_step_ops,
+)
+from lava_bitsnn.core.schedule import LayerTiming
 
 
 def add_synops(counts: LayerCounts, fan_outs: list[torch.Tensor],
@@ -27,30 +35,30 @@ def add_input_macs(counts: LayerCounts, fan_outs: list[torch.Tensor], pixels: to
     counts.input_macs += counts.connections * active * steps
 
 
-def shift_steps(src_bits: int, acc_steps: int) -> int:
-    """Accumulate steps ``t`` whose left shift ``src_bits − t`` is > 0."""
-    return max(0, min(acc_steps, src_bits - 1))
+def add_accumulate_phase(counts: LayerCounts, samples: int, timing: LayerTiming) -> None:
+    """Every accumulate step of the window, for ``samples`` samples."""
+    counts.samples += samples
+    counts.accumulate_steps = timing.acc_steps
+    for t in range(1, timing.acc_steps + 1):
+        add_ops(counts, accumulate_step_ops(counts.neurons * samples, timing.shifted(t)))
 
 
-def add_accumulate_ops(counts: LayerCounts, samples: int, steps: int, shifts: int) -> None:
-    """``steps`` accumulate steps of every neuron: update, bias add, read, write; ``shifts``
-    of them also shift (see lava_bitsnn.core.counts)."""
-    k = counts.neurons * samples
-    counts.neuron_updates += k * steps
-    counts.bias_adds += k * steps
-    counts.mem_reads += k * steps
-    counts.mem_writes += k * steps
-    counts.shifts += k * shifts
+def add_fire_phase(counts: LayerCounts, samples: int, steps: int, spikes: int) -> None:
+    """``steps`` bit-serial fire steps emitting ``spikes`` in all (the rule is linear)."""
+    counts.fire_steps = steps
+    counts.spikes_out += spikes
+    add_ops(counts, fire_step_ops(counts.neurons * samples * steps, spikes))
 
 
-def add_fire_ops(counts: LayerCounts, samples: int, steps: int, spikes: int,
-                 own_update: bool) -> None:
-    """``steps`` fire steps: a comparison each and a subtraction per spike; ``own_update``
-    (bit-serial) makes each a separate update with a read, and a write per spike."""
-    k = counts.neurons * samples
-    counts.comparisons += k * steps
-    counts.subtractions += spikes
-    if own_update:
-        counts.neuron_updates += k * steps
-        counts.mem_reads += k * steps
-        counts.mem_writes += spikes
+def add_if_phase(counts: LayerCounts, samples: int, steps: int, spikes: int,
+                 fires: bool) -> None:
+    """``steps`` IF steps (the read-out integrates only: no comparisons, no spikes)."""
+    counts.samples += samples
+    counts.accumulate_steps = steps
+    k = counts.neurons * samples * steps
+    if fires:
+        counts.fire_steps = steps
+        counts.spikes_out += spikes
+        add_ops(counts, if_step_ops(k, spikes))
+    else:
+        add_ops(counts, accumulate_step_ops(k, False))

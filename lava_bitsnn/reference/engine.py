@@ -1,15 +1,18 @@
 """Reference engine: the SNN evaluated layer by layer on whole batches.
 
-Bit-serial neuron (DESIGN.md §2), per hidden layer with ``A`` accumulate steps (8 or 1 after
-the input, ``T`` elsewhere) and ``T`` fire steps:
+The step-wise paths run the neuron rules of ``lava_bitsnn.core.dynamics`` (the same functions
+the Lava ProcessModels call) on the schedule of ``lava_bitsnn.core.schedule``; only the
+synapses' currents come from torch's convolutions. Bit-serial neuron (docs/method.md), per
+hidden layer with ``A`` accumulate steps and ``T_l`` fire steps:
 
-* accumulate, ``t = 1..A``: ``u ← u + (I(t) << (b_src − t)) + bias_step(t)``, with
+* accumulate, ``t = 1..A``: ``u ← u + I(t)·2^(shift_bits − t) + bias_step(t)``, with
   ``I(t) = Σ_syn W · s_src(t)``; ``bias_step`` is ``bias / A`` (fixed point: the integer
   quotient, the remainder added at ``t = 1``, so the total is exact);
-* fire, ``t = 1..T``: ``s(t) = [u ≥ θ_t]``, ``u ← u − s(t)·θ_t``, ``θ_t = Δ·2^(b−t)``
+* hand-over: ``u ← min(u, K·D)`` where the largest code ``K`` is below ``2^b − 1``;
+* fire, ``t = 1..T_l``: ``s(t) = [u ≥ θ_t]``, ``u ← u − s(t)·θ_t``, ``θ_t = Δ·2^(b−t)``
   (fixed point: ``D·2^(b−t)``).
 
-The output layer only accumulates. Fixed point runs on exact integers (float64 tensors holding
+The output layer only accumulates. Fixed point runs on exact integers (float64 arrays holding
 integers below 2^53, so torch's convolutions are exact) with a saturating 24-bit accumulator
 whose clipping events are counted. In fixed point both phases may be fused, which tests check
 against the step-wise loops:
@@ -36,20 +39,21 @@ import numpy as np
 import torch
 
 from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.core import dynamics as dyn
 from lava_bitsnn.core.counts import LayerCounts
 from lava_bitsnn.core.fanout import fan_out
-from lava_bitsnn.core.ir import ACC_MAX, INPUT_BITS, Layer, Network
+from lava_bitsnn.core.ir import Layer, Network
+from lava_bitsnn.core.schedule import NEURONS, build_schedule
 from lava_bitsnn.reference.counting import (
-    add_accumulate_ops,
-    add_fire_ops,
+    add_accumulate_phase,
+    add_fire_phase,
+    add_if_phase,
     add_input_macs,
     add_synops,
-    shift_steps,
 )
 from lava_bitsnn.reference.fused import FusedFixed, may_clip
 
 PRECISIONS = ("fixed", "float")
-NEURONS = ("bit-serial", "if")
 ABLATIONS = ("left-shift", "bias-shift", "deferred-firing")
 
 
@@ -66,33 +70,26 @@ class BatchResult:
         return self.logits.argmax(axis=1)
 
 
-def _bit(code: torch.Tensor, bits: int, t: int) -> torch.Tensor:
-    """Spike of step ``t`` (1-based, MSB first) of ``bits``-bit codes."""
-    return torch.bitwise_and(torch.bitwise_right_shift(code, bits - t), 1)
-
-
-def _spike_count(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
-    """Spikes sent over ``steps`` MSB-first steps by ``bits``-bit codes."""
-    return sum((_bit(code, bits, t) for t in range(1, steps + 1)), torch.zeros_like(code))
-
-
 class _Firing:
-    """MSB-first fire steps of one layer: ``s(t) = [u ≥ θ_t]``, ``u ← u − s(t)·θ_t``."""
+    """The fire steps of one layer's batch, from the shared rule ``dynamics.fire``."""
 
     def __init__(self, layer: Layer, integer: bool, steps: int) -> None:
-        self.unit = float(layer.threshold_unit) if integer else layer.step
-        self.bits = layer.bits
+        self.unit = layer.threshold_unit if integer else layer.step
+        self.layer = layer
+        self.integer = integer
         self.steps = steps
-        self.spikes: list[torch.Tensor] = []
+        self.spikes: list[np.ndarray] = []
 
-    def step(self, u: torch.Tensor) -> torch.Tensor:
+    def step(self, u: np.ndarray) -> np.ndarray:
         """Fire the next bit, if any is left, and return the membrane after it."""
         if len(self.spikes) == self.steps:
             return u
-        theta = self.unit * float(1 << (self.bits - len(self.spikes) - 1))
-        s = u >= theta
+        if not self.spikes:
+            u = dyn.clip_to_max_code(u, self.unit, self.layer.max_code, self.layer.bits,
+                                     self.integer)
+        s, u = dyn.fire(u, len(self.spikes) + 1, self.unit, self.layer.bits)
         self.spikes.append(s)
-        return u - s.double() * theta
+        return u
 
 
 class ReferenceEngine:
@@ -106,11 +103,8 @@ class ReferenceEngine:
         self.net = net
         self.precision = precision
         self.neuron = neuron
+        self.schedule = build_schedule(net, neuron, time_steps)
         self.time_steps = time_steps or net.time_steps
-        if neuron == "bit-serial" and not 1 <= self.time_steps <= net.bits:
-            raise ValueError(f"bit-serial time steps must be 1..{net.bits}")
-        if self.time_steps < 1:
-            raise ValueError("time steps must be at least 1")
         unknown = set(ablate) - set(ABLATIONS)
         if unknown or (ablate and neuron != "bit-serial"):
             raise ValueError(f"ablate takes {ABLATIONS} with the bit-serial neuron; "
@@ -129,182 +123,156 @@ class ReferenceEngine:
         self._fan_out = [[torch.from_numpy(fan_out(s, net.layers[s.source].shape)
                                            .astype(np.float64)) for s in layer.synapses]
                          for layer in net.layers]
-        self._fused = FusedFixed(net, self.time_steps, self._fan_out) if self.fused else None
+        self._fused = FusedFixed(net, self.schedule, self._fan_out) if self.fused else None
 
     # ---- helpers -------------------------------------------------------------------------
     def _integer(self) -> bool:
         return self.precision == "fixed"
 
-    def _current(self, layer_idx: int, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """Σ over synapses of W · input (inputs indexed like the layer's synapses)."""
+    def _current(self, layer_idx: int, inputs: list[np.ndarray | None]) -> np.ndarray:
+        """Σ over synapses of W · input (inputs indexed like the layer's synapses; None: no
+        input this step)."""
         layer = self.net.layers[layer_idx]
-        total = None
+        total = np.zeros((0,))
         for syn, w, x in zip(layer.synapses, self._weights[layer_idx], inputs, strict=True):
-            y = apply_synapse(syn, x.double(), w)
-            total = y if total is None else total + y
-        assert total is not None
-        return total.reshape(total.shape[0], *layer.shape)
+            if x is None:
+                continue
+            y = apply_synapse(syn, torch.from_numpy(x.astype(np.float64)), w).numpy()
+            total = y if not total.size else total + y
+        return total.reshape(total.shape[0], *layer.shape) if total.size else np.float64(0.0)
 
-    def _bias(self, layer: Layer) -> torch.Tensor:
-        return torch.from_numpy(layer.bias_full(self._integer()).astype(np.float64))
+    def _bias(self, layer: Layer) -> np.ndarray:
+        return layer.bias_full(self._integer()).astype(np.float64)
 
-    def _saturate(self, u: torch.Tensor, counts: LayerCounts) -> torch.Tensor:
-        if not self._integer():
-            return u
-        over = (u > ACC_MAX) | (u < -ACC_MAX - 1)
-        if bool(over.any()):
-            counts.overflows += int(over.sum())
-            u = u.clamp(-ACC_MAX - 1, ACC_MAX)
-        return u
+    def _unit(self, layer: Layer) -> float:
+        return float(layer.threshold_unit) if self._integer() else layer.step
 
     # ---- bit-serial ----------------------------------------------------------------------
-    def _source_view(self, src: Layer, code: torch.Tensor) -> tuple[int, int, bool]:
-        """(bits of the source code, steps, graded?) for a synapse from ``src``."""
-        if src.kind == "input":
-            graded = self.net.encoding == "graded"
-            return INPUT_BITS, 1 if graded else INPUT_BITS, graded
-        return src.bits, self.time_steps, False
-
-    def _accumulate(self, idx: int, codes: list[torch.Tensor], counts: LayerCounts,
-                    fire: _Firing | None = None) -> torch.Tensor:
+    def _accumulate(self, idx: int, codes: list[np.ndarray], counts: LayerCounts,
+                    fire: _Firing | None = None) -> np.ndarray:
         """The accumulate phase; ``fire`` (ablation of deferred firing) fires bit ``t`` right
         after accumulate step ``t``."""
         layer = self.net.layers[idx]
-        srcs = [self.net.layers[s.source] for s in layer.synapses]
-        src_codes = [codes[s.source] for s in layer.synapses]
-        bits, steps, graded = self._source_view(srcs[0], src_codes[0])
-        bias = self._bias(layer)
-        n = src_codes[0].shape[0]
-        counts.samples += n
-        counts.accumulate_steps = steps
-        add_accumulate_ops(counts, n, steps, 0 if graded else shift_steps(bits, steps))
-        if graded:
-            add_input_macs(counts, self._fan_out[idx], src_codes[0], steps=1)
-            u = self._saturate(self._current(idx, src_codes) + bias, counts)
-            return fire.step(u) if fire is not None else u
-        add_synops(counts, self._fan_out[idx],
-                   [_spike_count(c, bits, steps).sum(dim=0) for c in src_codes])
-        if "bias-shift" in self.ablate:
-            step_bias, first_extra = bias, torch.zeros_like(bias)
+        timing = self.schedule.layers[idx]
+        sources = [(self.schedule.layers[s.source], codes[s.source]) for s in layer.synapses]
+        n = sources[0][1].shape[0]
+        add_accumulate_phase(counts, n, timing)
+        if sources[0][0].graded:
+            add_input_macs(counts, self._fan_out[idx], torch.from_numpy(sources[0][1]), steps=1)
         else:
-            step_bias = torch.div(bias, steps, rounding_mode="floor") if self._integer() \
-                else bias / steps
-            first_extra = bias - step_bias * steps
-        u = torch.zeros(n, *layer.shape, dtype=torch.float64)
-        for t in range(1, steps + 1):
-            current = self._current(idx, [_bit(c, bits, t).double() for c in src_codes])
-            weight = 1.0 if "left-shift" in self.ablate else float(1 << (bits - t))
-            u = u + current * weight + step_bias
-            if t == 1:
-                u = u + first_extra
-            u = self._saturate(u, counts)
+            add_synops(counts, self._fan_out[idx],
+                       [torch.from_numpy(sum(dyn.source_frame(code, src.send_bits, t, False)
+                                             for t in range(1, src.send_steps + 1)).sum(axis=0))
+                        for src, code in sources])
+        bias = self._bias(layer)
+        if "bias-shift" in self.ablate:
+            per_step, first_extra = bias, np.zeros_like(bias)
+        else:
+            per_step, first_extra = dyn.split_bias(bias, timing.acc_steps, self._integer())
+        u = np.zeros((n, *layer.shape))
+        for t in range(1, timing.acc_steps + 1):
+            frames = [dyn.source_frame(code, src.send_bits, t - o, src.graded)
+                      if 1 <= t - o <= src.send_steps else None
+                      for (src, code), o in zip(sources, timing.offsets, strict=True)]
+            shift_bits = t if "left-shift" in self.ablate else timing.shift_bits
+            u, clipped = dyn.accumulate(u, self._current(idx, frames), t, shift_bits, per_step,
+                                        first_extra, self._integer())
+            counts.overflows += clipped
             if fire is not None:
                 u = fire.step(u)
         return u
 
-    def _fire(self, layer: Layer, u: torch.Tensor, counts: LayerCounts,
-              firing: _Firing | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fire(self, idx: int, u: np.ndarray, counts: LayerCounts,
+              firing: _Firing | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The fire phase: the fire steps ``firing`` (if given) has not already taken."""
-        counts.fire_steps = self.time_steps
-        firing = firing or _Firing(layer, self._integer(), self.time_steps)
-        while len(firing.spikes) < self.time_steps:
+        layer = self.net.layers[idx]
+        steps = self.schedule.layers[idx].send_steps
+        firing = firing or _Firing(layer, self._integer(), steps)
+        while len(firing.spikes) < steps:
             u = firing.step(u)
-        spk = torch.stack(firing.spikes, dim=1)
-        weights = torch.tensor([1 << (layer.bits - t) for t in range(1, self.time_steps + 1)],
-                               dtype=torch.int64).view(1, -1, *([1] * len(layer.shape)))
-        code = (spk.to(torch.int64) * weights).sum(dim=1)
-        counts.spikes_out += int(spk.sum())
-        add_fire_ops(counts, u.shape[0], self.time_steps, int(spk.sum()), own_update=True)
+        spk = np.stack(firing.spikes, axis=1)
+        weights = (1 << (layer.bits - np.arange(1, steps + 1))).reshape(
+            1, -1, *([1] * len(layer.shape)))
+        code = (spk.astype(np.int64) * weights).sum(axis=1)
+        add_fire_phase(counts, u.shape[0], steps, int(spk.sum()))
         return code, spk
 
-    def _run_bit_serial(self, pixels: torch.Tensor, record: bool) -> BatchResult:
-        codes: list[torch.Tensor] = [pixels]
+    def _run_bit_serial(self, pixels: np.ndarray, record: bool) -> BatchResult:
+        codes: list[np.ndarray] = [pixels]
         spikes: list[np.ndarray | None] = [None]
         counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
-        logits = None
         for idx, layer in enumerate(self.net.layers[1:], start=1):
             eager = None
             if "deferred-firing" in self.ablate and layer.kind != "output":
-                eager = _Firing(layer, self._integer(), self.time_steps)
+                eager = _Firing(layer, self._integer(), self.schedule.layers[idx].send_steps)
             u = self._accumulate(idx, codes, counts[idx], eager)
             if layer.kind == "output":
-                logits = u / layer.threshold_unit if self._integer() else u
+                logits = dyn.logits(u, layer.threshold_unit, self._integer())
                 codes.append(logits)
                 spikes.append(None)
-                break
-            code, spk = self._fire(layer, u, counts[idx], eager)
+                return BatchResult(logits, codes, spikes, counts)
+            code, spk = self._fire(idx, u, counts[idx], eager)
             codes.append(code)
-            spikes.append(spk.numpy() if record else None)
-        assert logits is not None
-        return BatchResult(logits.numpy(), [c.numpy() for c in codes], spikes, counts)
+            spikes.append(spk if record else None)
+        raise AssertionError("a network ends with its output layer")
 
     # ---- IF baseline ---------------------------------------------------------------------
-    def _run_if(self, pixels: torch.Tensor, record: bool) -> BatchResult:
-        """Rate-coded QCFS baseline: spikes carry λ_src, v0 = θ/2, θ = λ = KΔ."""
-        steps = self.time_steps
+    def _run_if(self, pixels: np.ndarray, record: bool) -> BatchResult:
+        """Rate-coded QCFS baseline: spikes carry λ_src = K·Δ, v0 = θ/2, θ = λ."""
+        steps = self.schedule.layers[0].send_steps
         n = pixels.shape[0]
-        trains: list[torch.Tensor] = [pixels.double().unsqueeze(1).expand(n, steps,
-                                                                          *pixels.shape[1:])]
+        integer = self._integer()
+        trains: list[np.ndarray] = [np.broadcast_to(pixels[:, None].astype(np.float64),
+                                                    (n, steps, *pixels.shape[1:]))]
         counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
-        codes: list[np.ndarray] = [pixels.numpy()]
+        codes: list[np.ndarray] = [pixels]
         spikes_out: list[np.ndarray | None] = [None]
-        logits, by_step = None, []
         for idx, layer in enumerate(self.net.layers[1:], start=1):
             c = counts[idx]
-            c.samples += n
             inputs, spike_counts = [], []
             for syn in layer.synapses:
                 src = self.net.layers[syn.source]
                 x = trains[syn.source]
-                spike_counts.append(x.sum(dim=1))
-                value = 1.0 if src.kind == "input" else float(src.max_code)
+                spike_counts.append(torch.from_numpy(x.sum(axis=1)))
+                value = 1 if src.kind == "input" else dyn.if_spike_value(src.max_code)
                 inputs.append((x * value).reshape(n * steps, *x.shape[2:]))
-            from_input = self.net.layers[layer.synapses[0].source].kind == "input"
-            if from_input:
+            if self.net.layers[layer.synapses[0].source].kind == "input":
                 add_input_macs(c, self._fan_out[idx], spike_counts[0], steps)
             else:
                 add_synops(c, self._fan_out[idx], [sc.sum(dim=0) for sc in spike_counts])
             current = self._current(idx, inputs).reshape(n, steps, *layer.shape)
-            unit = float(layer.threshold_unit) if self._integer() else layer.step
             bias = self._bias(layer)
-            c.accumulate_steps = steps
-            add_accumulate_ops(c, n, steps, 0)
             if layer.kind == "output":  # accumulate step by step, saturating like Lava's
-                total = torch.zeros(n, *layer.shape, dtype=torch.float64)
-                scale = float(layer.threshold_unit) if self._integer() else 1.0
+                u, by_step = np.zeros((n, *layer.shape)), []
                 for t in range(steps):
-                    total = self._saturate(total + current[:, t] + bias, c)
-                    by_step.append(total / (t + 1) / scale)
-                logits = by_step[-1]
-                codes.append(logits.numpy())
+                    u, clipped = dyn.output_add(u, current[:, t], bias, integer)
+                    c.overflows += clipped
+                    by_step.append(dyn.logits(u, layer.threshold_unit, integer, t + 1))
+                add_if_phase(c, n, steps, 0, fires=False)
+                codes.append(by_step[-1])
                 spikes_out.append(None)
-                break
-            step_bias = bias - unit / 2  # the QCFS half step is replaced by v0 = θ/2
+                return BatchResult(by_step[-1], codes, spikes_out, counts,
+                                   np.stack(by_step, axis=1))
+            unit = self._unit(layer)
             theta = unit * layer.max_code
-            v = torch.full((n, *layer.shape), theta / 2)
-            if self._integer():
-                v = torch.floor(v)
+            step_bias = dyn.if_bias(bias, unit, integer)
+            v = dyn.if_initial((n, *layer.shape), theta, integer).astype(np.float64)
             out = []
             for t in range(steps):
-                v = self._saturate(v + current[:, t] + step_bias, c)
-                s = v >= theta
-                v = v - s.double() * theta
+                s, v, clipped = dyn.if_step(v, current[:, t], step_bias, theta, integer)
+                c.overflows += clipped
                 out.append(s)
-            spk = torch.stack(out, dim=1)
-            c.spikes_out += int(spk.sum())
-            c.fire_steps = steps
-            add_fire_ops(c, n, steps, int(spk.sum()), own_update=False)
-            trains.append(spk.double())
-            codes.append(spk.sum(dim=1).numpy())
-            spikes_out.append(spk.numpy() if record else None)
-        assert logits is not None
-        return BatchResult(logits.numpy(), codes, spikes_out, counts,
-                           torch.stack(by_step, dim=1).numpy())
+            spk = np.stack(out, axis=1)
+            add_if_phase(c, n, steps, int(spk.sum()), fires=True)
+            trains.append(spk.astype(np.float64))
+            codes.append(spk.sum(axis=1))
+            spikes_out.append(spk if record else None)
+        raise AssertionError("a network ends with its output layer")
 
     # ---- public --------------------------------------------------------------------------
     def run_batch(self, pixels: np.ndarray, record: bool = False) -> BatchResult:
         """Run uint8 images (N, C, H, W); ``record`` keeps every layer's spike trains."""
-        x = torch.from_numpy(np.asarray(pixels).astype(np.int64))
+        x = np.asarray(pixels).astype(np.int64)
         if tuple(x.shape[1:]) != tuple(self.net.input_shape):
             raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's "
                              f"{tuple(self.net.input_shape)}")
@@ -313,7 +281,7 @@ class ReferenceEngine:
                 return self._run_if(x, record)
             if self._fused is not None:
                 counts = [LayerCounts(layer.name, layer.size) for layer in self.net.layers]
-                logits, codes, spikes = self._fused.run(x, counts, record)
+                logits, codes, spikes = self._fused.run(torch.from_numpy(x), counts, record)
                 logits = logits.numpy()
                 return BatchResult(logits, [c.long().numpy() for c in codes] + [logits], spikes,
                                    counts)

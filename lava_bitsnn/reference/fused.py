@@ -22,16 +22,15 @@ import torch
 from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.core.counts import LayerCounts
-from lava_bitsnn.core.ir import ACC_MAX, INPUT_BITS, Layer, Network
+from lava_bitsnn.core.dynamics import ACC_MAX, exact_in_float32
+from lava_bitsnn.core.ir import INPUT_BITS, Layer, Network
+from lava_bitsnn.core.schedule import Schedule
 from lava_bitsnn.reference.counting import (
-    add_accumulate_ops,
-    add_fire_ops,
+    add_accumulate_phase,
+    add_fire_phase,
     add_input_macs,
     add_synops,
-    shift_steps,
 )
-
-FLOAT32_EXACT = 1 << 24  # every integer of smaller magnitude is a float32
 
 
 def popcount(values: torch.Tensor, bits: int) -> torch.Tensor:
@@ -63,7 +62,7 @@ class _LayerPlan:
 
     def __init__(self, net: Network, layer: Layer) -> None:
         bound = max(int(b.max()) for b in signed_bounds(net, layer))
-        self.dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
+        self.dtype = torch.float32 if exact_in_float32(bound) else torch.float64
         self.weights = [torch.from_numpy(s.weight_int.astype(np.float64)).to(self.dtype)
                         for s in layer.synapses]
         bias = layer.bias_full(integer=True)
@@ -71,10 +70,10 @@ class _LayerPlan:
 
 
 class FusedFixed:
-    def __init__(self, net: Network, time_steps: int, fan_outs: list[list[torch.Tensor]]
+    def __init__(self, net: Network, schedule: Schedule, fan_outs: list[list[torch.Tensor]]
                  ) -> None:
         self.net = net
-        self.time_steps = time_steps
+        self.schedule = schedule
         self.fan_outs = fan_outs
         self.plans = [_LayerPlan(net, layer) if idx else None
                       for idx, layer in enumerate(net.layers)]
@@ -84,13 +83,8 @@ class FusedFixed:
         layer, plan = self.net.layers[idx], self.plans[idx]
         assert plan is not None
         n = codes[0].shape[0]
-        counts.samples += n
-        steps = counts.accumulate_steps = self.net.source_steps(layer, self.time_steps)
-        src = self.net.layers[layer.synapses[0].source]
-        graded = self.net.encoding == "graded" and src.kind == "input"
-        src_bits = INPUT_BITS if src.kind == "input" else src.bits
-        add_accumulate_ops(counts, n, steps, 0 if graded else shift_steps(src_bits, steps))
-        if graded:
+        add_accumulate_phase(counts, n, self.schedule.layers[idx])
+        if self.schedule.layers[layer.synapses[0].source].graded:
             add_input_macs(counts, self.fan_outs[idx], codes[0], steps=1)
         else:
             add_synops(counts, self.fan_outs[idx], [spikes[s.source] for s in layer.synapses])
@@ -101,21 +95,23 @@ class FusedFixed:
         assert u is not None
         return u.reshape(n, *layer.shape).add_(plan.bias)
 
-    def _fire(self, layer: Layer, u: torch.Tensor, counts: LayerCounts
+    def _fire(self, idx: int, u: torch.Tensor, counts: LayerCounts
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(code, per-neuron spike totals over the batch)."""
-        drop = layer.bits - self.time_steps
+        """(code, per-neuron spike totals over the batch): the top ``T_l`` bits of
+        ``min(⌊u / D⌋, K)``, nothing for ``u < 0``."""
+        layer = self.net.layers[idx]
+        steps = self.schedule.layers[idx].send_steps
+        drop = layer.bits - steps
+        if layer.max_code < (1 << layer.bits) - 1:
+            u = u.clamp_(max=float(layer.max_code * layer.threshold_unit))
         unit = int(layer.threshold_unit) << drop
         if unit & (unit - 1):  # not a power of two: divide in float64 (exact floor < 2^53)
             top = u.double().div_(unit)
         else:
             top = u.mul_(1.0 / unit)  # u is not needed any more
-        top = top.floor_().clamp_(0, (1 << self.time_steps) - 1)
-        per_neuron = popcount(top, self.time_steps).sum(dim=0, dtype=torch.float64)
-        spikes = int(per_neuron.sum())
-        counts.spikes_out += spikes
-        counts.fire_steps = self.time_steps
-        add_fire_ops(counts, u.shape[0], self.time_steps, spikes, own_update=True)
+        top = top.floor_().clamp_(0, (1 << steps) - 1)
+        per_neuron = popcount(top, steps).sum(dim=0, dtype=torch.float64)
+        add_fire_phase(counts, u.shape[0], steps, int(per_neuron.sum()))
         return (top.mul_(float(1 << drop)) if drop else top), per_neuron
 
     def run(self, pixels: torch.Tensor, counts: list[LayerCounts], record: bool
@@ -130,9 +126,9 @@ class FusedFixed:
             u = self._accumulate(idx, codes, spikes_per_neuron, counts[idx])
             if layer.kind == "output":
                 return u.double() / layer.threshold_unit, codes, recorded + [None]
-            code, per_neuron = self._fire(layer, u, counts[idx])
+            code, per_neuron = self._fire(idx, u, counts[idx])
             codes.append(code)
             spikes_per_neuron.append(per_neuron)
-            recorded.append(spike_bits(code, layer.bits, self.time_steps).numpy()
-                            if record else None)
+            recorded.append(spike_bits(code, layer.bits, self.schedule.layers[idx].send_steps)
+                            .numpy() if record else None)
         raise AssertionError("a network ends with its output layer")

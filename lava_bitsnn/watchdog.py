@@ -1,0 +1,115 @@
+"""Clean-up after a Lava run whose parent dies without stopping it (SIGKILL, a crash).
+
+Two mechanisms, both armed by ``LavaRunner.run_dataset``:
+
+* every process Lava forks during a run gets the parent-death signal (Linux ``prctl``): the
+  kernel kills it the moment the parent dies;
+* a watchdog, a separate small Python process (``python -m lava_bitsnn.watchdog``),
+  reads lines from the parent on its stdin — ``pid N`` (a child to kill) and ``shm NAME``
+  (a shared-memory segment of the run) — until ``done``. If its stdin closes before ``done``,
+  the parent has died: it kills the listed children and unlinks the segments, including any
+  ``psm_*`` segment that appeared after it started and before the parent could list them.
+
+The watchdog ignores SIGINT, SIGTERM and SIGHUP (it runs in its own session) and never
+imports Lava (it lives outside ``lava_bitsnn.lava``), so it starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+SHM = Path("/dev/shm")
+PR_SET_PDEATHSIG = 1
+_armed = False
+
+
+def shm_segments() -> set[str]:
+    """Names of Lava's shared-memory segments (``psm_*``) now in /dev/shm."""
+    if not SHM.is_dir():
+        return set()
+    return {p.name for p in SHM.iterdir() if p.name.startswith("psm_")}
+
+
+def _die_with_parent() -> None:
+    if not _armed:
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+if hasattr(os, "register_at_fork") and sys.platform.startswith("linux"):
+    os.register_at_fork(after_in_child=_die_with_parent)
+
+
+def arm(on: bool) -> None:
+    """Give (or stop giving) processes forked from now on the parent-death signal."""
+    global _armed
+    _armed = on
+
+
+class Watchdog:
+    """The parent's handle on the watchdog process."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen([sys.executable, "-m", "lava_bitsnn.watchdog"],
+                                      stdin=subprocess.PIPE, text=True, bufsize=1,
+                                      start_new_session=True, close_fds=True)
+
+    def tell(self, pids: list[int], segments: set[str]) -> None:
+        try:
+            for pid in pids:
+                self._proc.stdin.write(f"pid {pid}\n")
+            for name in sorted(segments):
+                self._proc.stdin.write(f"shm {name}\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def close(self) -> None:
+        """The run ended normally: release the watchdog."""
+        try:
+            self._proc.stdin.write("done\n")
+            self._proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        self._proc.wait()
+
+
+def _watch() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    before = shm_segments()
+    pids: list[int] = []
+    segments: set[str] = set()
+    told = False
+    for line in sys.stdin:
+        word, _, value = line.strip().partition(" ")
+        if word == "done":
+            return
+        if word == "pid":
+            pids.append(int(value))
+        elif word == "shm":
+            segments.add(value)
+            told = True
+    for pid in pids:  # the parent died mid-run
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if not told:  # it died before it could list the segments: take every new one
+        segments = shm_segments() - before
+    for name in segments:
+        (SHM / name).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    _watch()
