@@ -67,6 +67,9 @@ def functional_relus_to_modules(model: nn.Module) -> nn.Module:
              or (n.op == "call_method" and n.target in _RELU_METHODS)]
     if not calls:
         return model
+    for node in graph.nodes:  # string annotations (PEP 563) would not pickle
+        if isinstance(node.type, str):
+            node.type = None
     gm = torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
     for i, node in enumerate(calls):
         name = "relu_fn" if i == 0 else f"relu_fn_{i}"
