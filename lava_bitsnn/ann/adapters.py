@@ -122,6 +122,7 @@ def adapt_activations(model: nn.Module, levels: int | None = None) -> tuple[nn.M
     several places stays one shared module). Returns the model and what was found."""
     check_levels(levels)
     seen: dict[int, tuple[QCFS, Activation]] = {}
+    originals: list[nn.Module] = []  # kept alive: a freed module's id could be reused
     for parent_path, parent in list(model.named_modules()):
         for child_name, child in list(parent._modules.items()):  # shared ones too
             if child is None:
@@ -132,6 +133,7 @@ def adapt_activations(model: nn.Module, levels: int | None = None) -> tuple[nn.M
                 if found is None:
                     continue
                 seen[id(child)] = found
+                originals.append(child)
             setattr(parent, child_name, seen[id(child)][0])
     return model, [info for _, info in seen.values()]
 

@@ -85,16 +85,17 @@ def functional_relus_to_modules(model: nn.Module) -> nn.Module:
 
 def _replace_children(module: nn.Module, bits: int | None, levels: int | None,
                       maxpool: bool) -> None:
-    done: dict[int, nn.Module] = {}  # a module used at several places stays shared
+    done: dict[int, tuple[nn.Module, nn.Module]] = {}  # a shared module stays shared
     for parent in list(module.modules()):
         for name, child in list(parent._modules.items()):  # a shared child at each place
             if child is None:
                 continue
             if id(child) in done:
-                setattr(parent, name, done[id(child)])
+                setattr(parent, name, done[id(child)][1])
             elif isinstance(child, (nn.ReLU, nn.ReLU6)):
-                done[id(child)] = _new_act(bits, levels, isinstance(child, nn.ReLU6))
-                setattr(parent, name, done[id(child)])
+                # the original stays referenced, so its id is not reused by a new module
+                done[id(child)] = (child, _new_act(bits, levels, isinstance(child, nn.ReLU6)))
+                setattr(parent, name, done[id(child)][1])
             elif maxpool and isinstance(child, nn.MaxPool2d):
                 setattr(parent, name, _avg_of(child))
 
@@ -102,11 +103,16 @@ def _replace_children(module: nn.Module, bits: int | None, levels: int | None,
 @torch.no_grad()
 def calibrate_thresholds(model: nn.Module, batch: torch.Tensor, quantile: float = 0.999) -> None:
     """Set each QCFS threshold to a quantile of its positive inputs on ``batch`` (all calls of
-    a module used at several places together)."""
+    a module used at several places together). During this pass every QCFS acts as the ReLU it
+    replaced, so the statistics are the ReLU model's, not those of uncalibrated layers."""
     layers = [m for m in model.modules() if isinstance(m, QCFS)]
     seen: dict[QCFS, list[torch.Tensor]] = {}
-    hooks = [m.register_forward_pre_hook(
-        lambda m, inp: seen.setdefault(m, []).append(inp[0].flatten())) for m in layers]
+
+    def as_relu(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        seen.setdefault(m, []).append(inp[0].detach().flatten().clone())
+        return torch.relu(inp[0])
+
+    hooks = [m.register_forward_hook(as_relu) for m in layers]
     model.eval()
     try:
         out = model(batch)

@@ -1,0 +1,69 @@
+"""torchvision models (random weights, built locally, nothing downloaded): ReLU → QCFS, export,
+and the bit-serial SNN equal to the integer QANN and the float SNN to the ANN (issue 11)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lava_bitsnn.ann.relu_to_qcfs import relu_to_qcfs
+from lava_bitsnn.convert.model import convert_model
+from lava_bitsnn.verify import ann_trace, verify_batch
+
+torchvision = pytest.importorskip("torchvision")
+
+
+def _random_bn(model: nn.Module) -> nn.Module:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
+def _check(model: nn.Module, shape: tuple[int, int, int], bits: int = 3):
+    from lava_bitsnn.ann.data import normalise
+
+    torch.manual_seed(0)
+    mean, std = [0.5] * shape[0], [0.25] * shape[0]
+    pixels = np.random.default_rng(0).integers(0, 256, (10, *shape)).astype(np.uint8)
+    model = relu_to_qcfs(_random_bn(model), bits, calibration=normalise(pixels[2:], mean, std),
+                         maxpool="avg")
+    net = convert_model(model, shape, mean, std, [str(i) for i in range(10)])
+    pixels = pixels[:2]
+    report = verify_batch(model, net, pixels, np.zeros(2, dtype=np.int64))
+    for r in report.layers:
+        assert r.qann_vs_fixed == 0 and r.ann_vs_float_unexplained == 0, r
+    assert report.logit_mismatches == 0
+    codes = ann_trace(model, pixels, mean, std).codes
+    last = [layer.name for layer in net.layers if layer.kind == "neuron"][-1]
+    assert codes[last].max() > 0  # the signal reaches the last hidden layer
+    return net
+
+
+def test_resnet18_cifar_stem():
+    model = torchvision.models.resnet18(num_classes=10)
+    model.conv1 = nn.Conv2d(1, 64, 3, 1, 1, bias=False)  # the usual 1-channel 3×3 stem
+    model.maxpool = nn.Identity()
+    net = _check(model, (1, 32, 32))
+    names = [layer.name for layer in net.layers]
+    assert "layer1.0.relu#2" in names  # torchvision reuses one ReLU twice per block
+    assert sum(len(layer.synapses) == 2 for layer in net.layers) == 8  # 8 residual adds
+
+
+def test_vgg11_bn():
+    # at 32×32 the features end at 1×1; torchvision's AdaptiveAvgPool2d((7, 7)) replicates it,
+    # folded into the first classifier Linear
+    net = _check(torchvision.models.vgg11_bn(num_classes=10), (3, 32, 32))
+    syn = net.layers[-3].synapses[0]  # classifier.1 reads the 512×2×2 map of features.27,
+    assert syn.weight.shape == (4096, 512 * 2 * 2) and syn.pool == 1 and syn.flatten
+    # (the last 2×2 pool and the 1×1 → 7×7 replication are both inside its weights)
+
+
+def test_mobilenet_v2():
+    net = _check(torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.5), (3, 32, 32))
+    assert max(len(layer.synapses) for layer in net.layers) >= 2  # composed residual sums
