@@ -78,6 +78,53 @@ def test_reader_rejects_broken_files(digits_net, tmp_path, mutation, message):
         read_network(bad)
 
 
+def _scale(dataset, factor):
+    data = dataset[()] * factor
+    del dataset.parent[dataset.name.rsplit("/", 1)[1]]
+    return data
+
+
+def _times(group, key, factor):
+    group[key] = _scale(group[key], factor)
+
+
+@pytest.mark.parametrize("mutation,message", [
+    # weights × 100,000: no longer 8-bit mantissas on the stored exponent
+    (lambda f: _times(f["layer/2"], "weight", 100_000), "not 8-bit mantissas"),
+    # a mantissa off the 2^weight_exp grid
+    (lambda f: _replace(f["layer/2"], "weight_exp", int(f["layer/2/weight_exp"][()]) + 3),
+     "not 8-bit mantissas"),
+    # a bias pushed up: the recomputed bound no longer matches the stored one
+    (lambda f: _times(f["layer/5"], "bias", 50), "acc_bound"),
+    (lambda f: _replace(f["layer/1/neuron"], "acc_bound", 12), "acc_bound"),
+    (lambda f: _replace(f["layer/1/neuron"], "threshold_unit", 96), "not a power of two"),
+    (lambda f: _replace(f["layer/1/neuron"], "max_code", 16), "does not fit 4 bits"),
+])
+def test_reader_checks_the_schema_invariants(digits_net, tmp_path, mutation, message):
+    good = tmp_path / "good.net"
+    write_network(digits_net, good)
+    bad = tmp_path / "bad.net"
+    _mutate(good, bad, mutation)
+    with pytest.raises(BitsnnError, match=message):
+        read_network(bad)
+
+
+def test_max_code_round_trip_and_old_files_default_to_full_range(digits_net, tmp_path):
+    import copy
+
+    from lava_bitsnn.convert.fixed import quantise_network
+
+    net = copy.deepcopy(digits_net)
+    net.layers[1].max_code = 9
+    quantise_network(net)  # the bound follows the largest code
+    write_network(net, tmp_path / "k.net")
+    assert read_network(tmp_path / "k.net").layers[1].max_code == 9
+    write_network(digits_net, tmp_path / "d.net")
+    old = tmp_path / "old.net"  # files written before max_code existed
+    _mutate(tmp_path / "d.net", old, lambda f: f["layer/1/neuron"].__delitem__("max_code"))
+    assert read_network(old).layers[1].max_code == 15
+
+
 def test_reader_rejects_shape_mismatch(digits_net, tmp_path):
     good = tmp_path / "good.net"
     write_network(digits_net, good)

@@ -81,11 +81,26 @@ def add_engine_args(p) -> None:
     p.add_argument("--time-steps", type=int, help="T (default: the file's; any T for if)")
     p.add_argument("--batch-size", type=int,
                    help="samples per batch (default: reference 256, lava 16)")
+    p.add_argument("--allow-saturation", action="store_true",
+                   help="report results even if 24-bit accumulators saturated (by default "
+                        "that is an error: exported networks cannot saturate)")
 
 
 def simulate(net, args, images, progress: bool):
     """Run ``images`` through the engine the flags name: (predictions, per-layer counts,
-    time steps, Lava timing facts or {})."""
+    time steps, Lava timing facts or {}). Saturated accumulators are an error unless
+    ``--allow-saturation``."""
+    preds, counts, steps, extra = _simulate(net, args, images, progress)
+    saturated = [c for c in counts if c.overflows]
+    if saturated and not getattr(args, "allow_saturation", False):
+        raise BitsnnError(
+            f"{sum(c.overflows for c in saturated):,} accumulator saturation events in layers "
+            f"{', '.join(c.name for c in saturated)}: the results would not be the network's "
+            "(is the file tampered or foreign?); --allow-saturation reports them anyway")
+    return preds, counts, steps, extra
+
+
+def _simulate(net, args, images, progress: bool):
     from lava_bitsnn.reference import ReferenceEngine
 
     batch = args.batch_size or (16 if args.engine == "lava" else 256)

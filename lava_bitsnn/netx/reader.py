@@ -1,4 +1,10 @@
-"""Read and validate a netx HDF5 file written by ``write_network``; rebuild the IR."""
+"""Read and validate a netx HDF5 file written by ``write_network``; rebuild the IR.
+
+Validation checks what the schema promises, not only which keys exist: shapes along the graph,
+8-bit mantissas on each synapse's ``weight_exp`` grid, power-of-two threshold units, codes
+that fit their bits, and the worst-case accumulator, recomputed from the weights and biases,
+equal to the stored ``acc_bound`` and within 24 bits. A file that breaks any of them (a
+tampered or foreign one) is refused in one line, before anything runs."""
 
 from __future__ import annotations
 
@@ -8,7 +14,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lava_bitsnn.core.ir import ENCODINGS, INPUT_BITS, Layer, Network, Synapse
+from lava_bitsnn.core.ir import (
+    ACC_MAX,
+    ENCODINGS,
+    INPUT_BITS,
+    MANTISSA_MAX,
+    MANTISSA_MIN,
+    Layer,
+    Network,
+    Synapse,
+)
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.netx.schema import (
     CONV_KEYS,
@@ -107,8 +122,17 @@ class _Reader:
                       self.integer(neuron, "threshold_unit", where, 1),
                       self.array(group, "bias", where, integer=True),
                       self.integer(neuron, "acc_bound", where))
+        if ntype == HIDDEN_NEURON:
+            top = (1 << layer.bits) - 1
+            layer.max_code = self.integer(neuron, "max_code", where, 1) if "max_code" in neuron \
+                else top
+            if layer.max_code > top:
+                raise self.fail(where, f"max_code {layer.max_code} does not fit {layer.bits} bits")
         if not layer.step > 0:
             raise self.fail(where, "neuron step must be positive")
+        d = layer.threshold_unit
+        if d & (d - 1):
+            raise self.fail(where, f"threshold_unit {d} is not a power of two")
         if layer.bias_int.shape != layer.bias.shape:
             raise self.fail(where, "bias and bias_float shapes differ")
         return layer
@@ -155,6 +179,27 @@ def _check_shapes(net: Network, reader: _Reader) -> None:
         raise reader.fail("layers", "exactly the last layer must be the output accumulator")
 
 
+def _check_fixed_point(net: Network, reader: _Reader) -> None:
+    """Mantissas on each synapse's grid and the stored accumulator bound, recomputed."""
+    from lava_bitsnn.convert.fixed import accumulator_bound
+
+    for i, layer in enumerate(net.layers[1:], start=1):
+        where = f"layer {i}"
+        for syn in layer.synapses:
+            w, e = syn.weight_int, syn.weight_exp
+            if (w & ((1 << e) - 1)).any() or (w >> e).min(initial=0) < MANTISSA_MIN or \
+                    (w >> e).max(initial=0) > MANTISSA_MAX:
+                raise reader.fail(where, f"weights from layer {syn.source} are not 8-bit "
+                                         f"mantissas times 2^{e} (a tampered file?)")
+        top = layer.threshold_unit * layer.max_code if layer.kind == "neuron" else 0
+        bound = max(accumulator_bound(net, layer), top)
+        if bound != layer.acc_bound:
+            raise reader.fail(where, f"acc_bound {layer.acc_bound} differs from {bound}, the "
+                                     "bound of its weights and biases (a tampered file?)")
+        if bound > ACC_MAX:
+            raise reader.fail(where, f"the worst-case accumulator {bound} exceeds 24 bits")
+
+
 def read_network(path: str | Path) -> Network:
     path = Path(path)
     reader = _Reader(path)
@@ -189,4 +234,5 @@ def read_network(path: str | Path) -> Network:
                       json.loads(f.attrs["class_names"]), json.loads(f.attrs["normalisation"]),
                       json.loads(f.attrs["meta"]))
     _check_shapes(net, reader)
+    _check_fixed_point(net, reader)
     return net

@@ -61,6 +61,8 @@ def _write_layer(group: h5py.Group, layer: Layer, net: Network) -> None:
     neuron["threshold_unit"] = layer.threshold_unit
     _array(neuron, "bias_float", layer.bias, np.float64)
     neuron["acc_bound"] = layer.acc_bound
+    if layer.kind == "neuron":
+        neuron["max_code"] = layer.max_code
 
 
 def write_network(net: Network, path: str | Path) -> None:
