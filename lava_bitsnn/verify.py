@@ -1,7 +1,9 @@
 """Layer-by-layer comparison of the QCFS ANN, the float SNN and the fixed-point SNN.
 
-Promises checked (DESIGN.md §2):
-* fixed-point SNN == integer QANN on the same grid, every layer: zero mismatches;
+Promises checked (docs/method.md):
+* fixed-point SNN == integer QANN on the same grid, every layer: zero mismatches, for the
+  fused closed form on every sample and for the step-wise bit-serial dynamics (the rules the
+  Lava models run) on the first ``stepwise_samples`` of each batch;
 * float SNN == QCFS ANN (both float64): every mismatch must be a bin-edge case, i.e. at the
   first layer where a sample differs, the ANN pre-activation of every differing neuron lies
   within ``EDGE_TOL`` of a quantisation edge (``|z/Δ + ½ − round(z/Δ + ½)| < EDGE_TOL``).
@@ -78,6 +80,7 @@ class VerifyReport:
     samples: int
     layers: list[LayerReport] = field(default_factory=list)
     lava_samples: int = 0
+    stepwise_samples: int = 0  # samples whose QANN column also checked the step-wise dynamics
     accuracy: dict[str, float] = field(default_factory=dict)
     agreement: dict[str, float] = field(default_factory=dict)
     logit_mismatches: int = 0  # integer QANN logits vs fixed-point SNN logits (must be 0)
@@ -99,6 +102,7 @@ class VerifyReport:
                 setattr(mine, key, getattr(mine, key) + getattr(theirs, key))
         self.logit_mismatches += other.logit_mismatches
         self.lava_samples += other.lava_samples
+        self.stepwise_samples += other.stepwise_samples
         if not other.samples:
             return
         total = self.samples + other.samples
@@ -153,23 +157,28 @@ def verify_lava(model: nn.Module, net: Network, pixels: np.ndarray, batch_size: 
     return report
 
 
-def verify_batch(model: nn.Module, net: Network, pixels: np.ndarray, labels: np.ndarray
-                 ) -> VerifyReport:
-    """Compare ANN, integer QANN, float SNN and fixed SNN on one batch."""
+def verify_batch(model: nn.Module, net: Network, pixels: np.ndarray, labels: np.ndarray,
+                 stepwise_samples: int = 16) -> VerifyReport:
+    """Compare ANN, integer QANN, float SNN and fixed SNN on one batch (the fixed SNN also
+    step by step on its first ``stepwise_samples`` images)."""
     ann = ann_trace(model, pixels, net.normalisation["mean"], net.normalisation["std"])
     snn_float = ReferenceEngine(net, "float").run_batch(pixels)
-    snn_fixed = ReferenceEngine(net, "fixed").run_batch(pixels)  # fused == step-wise (tested)
+    snn_fixed = ReferenceEngine(net, "fixed").run_batch(pixels)  # fused where it can be
+    k = min(stepwise_samples, len(pixels))
+    stepwise = ReferenceEngine(net, "fixed", fused=False).run_batch(pixels[:k])
     qann = integer_qann(net, pixels)
     float_cmp = _float_vs_ann(net, snn_float.codes, ann)
-    report = VerifyReport(len(labels))
-    report.logit_mismatches = int(
-        (qann[-1] / net.output.threshold_unit != snn_fixed.logits).sum())
+    report = VerifyReport(len(labels), stepwise_samples=k)
+    scaled = qann[-1] / net.output.threshold_unit
+    report.logit_mismatches = int((scaled != snn_fixed.logits).sum()) + int(
+        (scaled[:k] != stepwise.logits).sum())
     for i, layer in enumerate(net.layers):
         if layer.kind != "neuron":
             continue
         r = LayerReport(layer.name, layer.size)
         r.ann_vs_float, r.ann_vs_float_unexplained = float_cmp[i]
-        r.qann_vs_fixed = int((qann[i] != snn_fixed.codes[i]).sum())
+        r.qann_vs_fixed = int((qann[i] != snn_fixed.codes[i]).sum()) + int(
+            (qann[i][:k] != stepwise.codes[i]).sum())
         r.float_vs_fixed = int((snn_float.codes[i] != snn_fixed.codes[i]).sum())
         report.layers.append(r)
     preds = {"ann": ann.logits.argmax(1), "float_snn": snn_float.predictions,

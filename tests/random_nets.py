@@ -20,14 +20,20 @@ def _bn(channels: int, gen: torch.Generator, dims: int = 2) -> nn.Module:
     return bn
 
 
-def _act(bits: int, gen: torch.Generator) -> QCFS:
-    return QCFS(bits, threshold=float(torch.rand(1, generator=gen)) * 3 + 0.5)
-
-
 def random_qcfs_net(seed: int, bits: int, in_channels: int = 1, size: int = 8,
-                    blocks: tuple[str, ...] = ("conv",), classes: int = 5) -> nn.Sequential:
-    """``blocks`` from: conv, stride2, depthwise, pool, residual."""
+                    blocks: tuple[str, ...] = ("conv",), classes: int = 5,
+                    max_codes: tuple[int, ...] = ()) -> nn.Sequential:
+    """``blocks`` from: conv, stride2, depthwise, pool, residual. With ``max_codes``, each QCFS
+    draws its largest code K from them (and needs ⌈log2(K+1)⌉ bits) instead of 2^bits − 1."""
     gen = torch.Generator().manual_seed(seed)
+
+    def _act(bits: int, gen: torch.Generator) -> QCFS:
+        threshold = float(torch.rand(1, generator=gen)) * 3 + 0.5
+        if max_codes:
+            k = max_codes[int(torch.randint(len(max_codes), (1,), generator=gen))]
+            return QCFS(threshold=threshold, max_code=k)
+        return QCFS(bits, threshold=threshold)
+
     layers: list[nn.Module] = []
     c = 3
     layers += [nn.Conv2d(in_channels, c, 3, padding=1, bias=False), _bn(c, gen), _act(bits, gen)]

@@ -1,5 +1,6 @@
-"""The central promise on the reference engine: ANN codes == float SNN spikes, integer QANN ==
-fixed-point SNN spikes, layer by layer, on real data and on random networks."""
+"""The reference engine's own promises: bitsnn-verify's report on real data and random
+networks, fused == step-wise (codes, spikes, counts), graded == bit-serial input, float on the
+integer grid == fixed, the IF read-out. Engine-vs-oracle equivalence is in test_matrix.py."""
 
 import numpy as np
 import pytest
@@ -11,20 +12,8 @@ from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
 from lava_bitsnn.convert.fixed import float_from_fixed
 from lava_bitsnn.convert.model import convert_model
 from lava_bitsnn.reference import ReferenceEngine
-from lava_bitsnn.reference.qann import integer_qann
 from lava_bitsnn.verify import verify_batch
 from tests.random_nets import random_qcfs_net
-
-
-def _spikes_are_code_bits(result, net, time_steps):
-    for i, layer in enumerate(net.layers):
-        if layer.kind != "neuron":
-            continue
-        spk = result.spikes[i]
-        assert spk.shape[1] == time_steps
-        code = result.codes[i]
-        for t in range(1, time_steps + 1):
-            np.testing.assert_array_equal(spk[:, t - 1], (code >> (layer.bits - t)) & 1)
 
 
 def test_digits_every_layer_equal(digits_checkpoint, digits_net, digits_data):
@@ -39,13 +28,6 @@ def test_digits_every_layer_equal(digits_checkpoint, digits_net, digits_data):
     assert report.accuracy["int_qann"] == report.accuracy["fixed_snn"]
     assert report.logit_mismatches == 0
     assert report.accuracy["ann"] > 0.9
-
-
-def test_spikes_are_the_bits_msb_first(digits_net, digits_data):
-    x = digits_data.test.images[:40]
-    for precision in ("fixed", "float"):
-        result = ReferenceEngine(digits_net, precision).run_batch(x, record=True)
-        _spikes_are_code_bits(result, digits_net, digits_net.bits)
 
 
 def _assert_same_run(a, b) -> None:
@@ -77,35 +59,21 @@ def test_fused_path_refuses_networks_that_may_clip(digits_net):
         ReferenceEngine(net, "fixed", fused=True)
 
 
-@pytest.mark.parametrize("time_steps", [1, 2, 3])
-def test_fewer_steps_emit_top_bits(digits_net, digits_data, time_steps):
-    x = digits_data.test.images[:80]
-    result = ReferenceEngine(digits_net, "fixed", time_steps=time_steps).run_batch(x, record=True)
-    expected = integer_qann(digits_net, x, time_steps)
-    for i, layer in enumerate(digits_net.layers[1:-1], start=1):
-        np.testing.assert_array_equal(result.codes[i], expected[i], err_msg=layer.name)
-        assert not np.any(result.codes[i] & ((1 << (digits_net.bits - time_steps)) - 1))
-    _spikes_are_code_bits(result, digits_net, time_steps)
-    # layer 1 sees the full input, so its T-step spikes are exactly the top T bits of T=b
-    full = ReferenceEngine(digits_net, "fixed").run_batch(x)
-    drop = digits_net.bits - time_steps
-    np.testing.assert_array_equal(result.codes[1], (full.codes[1] >> drop) << drop)
+def test_graded_input_equals_bit_serial_in_fixed_point(digits_net, digits_data):
+    """The same integer network, its input sent as 8 bit-planes or as graded pixels in one
+    step, gives the same codes and logits: the left shift weighs each input bit exactly."""
+    import copy
 
-
-def test_graded_input_equals_bit_serial_in_fixed_point(digits_checkpoint, digits_data):
-    from lava_bitsnn.convert.model import convert_checkpoint
-
+    graded = copy.deepcopy(digits_net)  # biases are multiples of 8, hence of 1 too
+    graded.encoding = "graded"
     x = digits_data.test.images[:50]
-    serial = convert_checkpoint(digits_checkpoint, encoding="bit-serial")
-    graded = convert_checkpoint(digits_checkpoint, encoding="graded")
-    a = ReferenceEngine(serial, "fixed", fused=False).run_batch(x)
+    a = ReferenceEngine(digits_net, "fixed", fused=False).run_batch(x)
     b = ReferenceEngine(graded, "fixed", fused=False).run_batch(x)
     for i in range(1, len(a.codes) - 1):
-        # same integer QANN, same codes (biases are rounded to a multiple of 8 vs 1 steps)
-        np.testing.assert_array_equal(b.codes[i], integer_qann(graded, x)[i])
-        np.testing.assert_array_equal(a.codes[i], integer_qann(serial, x)[i])
+        np.testing.assert_array_equal(a.codes[i], b.codes[i])
+    np.testing.assert_array_equal(a.logits, b.logits)
     assert a.counts[1].accumulate_steps == 8 and b.counts[1].accumulate_steps == 1
-    assert b.counts[1].input_macs > 0 and a.counts[1].synops > 0
+    assert b.counts[1].input_macs > 0 and a.counts[1].synops > 0 and b.counts[1].synops == 0
 
 
 def test_weights_on_the_grid_make_float_equal_fixed(digits_net, digits_data):
@@ -131,14 +99,6 @@ def test_if_baseline_improves_with_time_steps(digits_net, digits_data):
     assert abs(float((fixed.predictions == y).mean()) - acc[32]) < 0.03
 
 
-def test_if_counts_spikes_over_time(digits_net, digits_data):
-    result = ReferenceEngine(digits_net, "float", neuron="if", time_steps=8).run_batch(
-        digits_data.test.images[:10], record=True)
-    for i, layer in enumerate(digits_net.layers[1:-1], start=1):
-        np.testing.assert_array_equal(result.spikes[i].sum(axis=1), result.codes[i])
-        assert result.codes[i].max() <= 8, layer.name
-
-
 def test_if_read_out_after_step_t_equals_a_run_of_t_steps(digits_net, digits_data):
     """One long IF run gives the accuracy at every shorter T (the benchmark relies on it)."""
     x = digits_data.test.images[:30]
@@ -154,7 +114,7 @@ BLOCKS = st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "resi
                   min_size=1, max_size=4)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), bits=st.integers(1, 8), blocks=BLOCKS,
        channels=st.sampled_from([1, 3]), encoding=st.sampled_from(["bit-serial", "graded"]))
 def test_random_networks_are_exact(seed, bits, blocks, channels, encoding):

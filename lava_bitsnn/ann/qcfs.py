@@ -1,4 +1,4 @@
-"""QCFS activation (Bu et al., ICLR 2022) as specified in DESIGN.md §2.
+"""QCFS activation (Bu et al., ICLR 2022) as specified in docs/method.md §1.
 
 ``a = Δ · k`` with integer code ``k = clip(floor(z/Δ + 1/2), 0, K)`` and ``Δ = λ / K``. ``K`` is
 ``2^b − 1`` by default; any ``K = L ≥ 1`` (``max_code``) is allowed, the layer then needs

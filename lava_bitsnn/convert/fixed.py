@@ -1,4 +1,4 @@
-"""Loihi-style fixed point for the IR (DESIGN.md §3).
+"""Loihi-style fixed point for the IR (docs/method.md §5).
 
 Per layer an integer threshold unit ``D`` (a power of two) fixes the accumulator's unit
 ``Δ/D``. Weights are signed 8-bit mantissas ``m ∈ [-128, 127]`` times ``2**e`` with one
