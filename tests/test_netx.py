@@ -59,25 +59,6 @@ def _mutate(src, dst, fn):
         fn(f)
 
 
-@pytest.mark.parametrize("mutation,message", [
-    (lambda f: f["layer/2"].__delitem__("weight"), "missing required key 'weight'"),
-    (lambda f: f["layer/1/neuron"].__delitem__("threshold_unit"), "threshold_unit"),
-    (lambda f: f.attrs.__delitem__("bits"), "missing attribute"),
-    (lambda f: f["layer/3"].__delitem__("source"), "'source'"),
-    (lambda f: f.__delitem__("layer/6"), "last layer must be the output"),
-    (lambda f: _replace(f["layer/1/neuron"], "type", "MYSTERY"), "unknown neuron"),
-    (lambda f: _replace(f["layer/2"], "weight_float", np.full((32, 32, 3, 3), np.nan)),
-     "NaN or Inf"),
-])
-def test_reader_rejects_broken_files(digits_net, tmp_path, mutation, message):
-    good = tmp_path / "good.net"
-    write_network(digits_net, good)
-    bad = tmp_path / "bad.net"
-    _mutate(good, bad, mutation)
-    with pytest.raises(BitsnnError, match=message):
-        read_network(bad)
-
-
 def _scale(dataset, factor):
     data = dataset[()] * factor
     del dataset.parent[dataset.name.rsplit("/", 1)[1]]
@@ -89,6 +70,14 @@ def _times(group, key, factor):
 
 
 @pytest.mark.parametrize("mutation,message", [
+    (lambda f: f["layer/2"].__delitem__("weight"), "missing required key 'weight'"),
+    (lambda f: f["layer/1/neuron"].__delitem__("threshold_unit"), "threshold_unit"),
+    (lambda f: f.attrs.__delitem__("bits"), "missing attribute"),
+    (lambda f: f["layer/3"].__delitem__("source"), "'source'"),
+    (lambda f: f.__delitem__("layer/6"), "last layer must be the output"),
+    (lambda f: _replace(f["layer/1/neuron"], "type", "MYSTERY"), "unknown neuron"),
+    (lambda f: _replace(f["layer/2"], "weight_float", np.full((32, 32, 3, 3), np.nan)),
+     "NaN or Inf"),
     # weights × 100,000: no longer 8-bit mantissas on the stored exponent
     (lambda f: _times(f["layer/2"], "weight", 100_000), "not 8-bit mantissas"),
     # a mantissa off the 2^weight_exp grid
@@ -100,7 +89,10 @@ def _times(group, key, factor):
     (lambda f: _replace(f["layer/1/neuron"], "threshold_unit", 96), "not a power of two"),
     (lambda f: _replace(f["layer/1/neuron"], "max_code", 16), "does not fit 4 bits"),
 ])
-def test_reader_checks_the_schema_invariants(digits_net, tmp_path, mutation, message):
+def test_reader_rejects_broken_and_tampered_files(digits_net, tmp_path, mutation, message):
+    """Missing keys, and files whose values break what the schema promises: weights × 100,000
+    (no longer 8-bit mantissas), a bias pushed up (the recomputed bound differs from the
+    stored one), a threshold unit that is not a power of two, a code that does not fit."""
     good = tmp_path / "good.net"
     write_network(digits_net, good)
     bad = tmp_path / "bad.net"
@@ -168,3 +160,34 @@ def test_cuba_file_loads_in_lava_dl_netx(digits_net, tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1].split()[0] == str(len(net.layers) - 1)
+
+
+def test_tampered_file_is_refused_by_bitsnn_run_in_one_line(digits_net, tmp_path):
+    from tests.cli_helpers import cli, one_line_error
+
+    good, bad = tmp_path / "good.net", tmp_path / "bad.net"
+    write_network(digits_net, good)
+    _mutate(good, bad, lambda f: _times(f["layer/2"], "weight", 100_000))
+    out = tmp_path / "run.json"
+    proc = cli("run", str(bad), "--engine", "lava", "--dataset", "digits", "--json", str(out))
+    one_line_error(proc, "not 8-bit mantissas", out)
+
+
+def test_saturation_is_an_error_unless_allowed(digits_net, digits_data):
+    """Exported files cannot saturate; a network that does (here: a bias pushed past 24 bits
+    in memory) gives no accuracy unless --allow-saturation."""
+    import argparse
+    import copy
+
+    from lava_bitsnn.cli.common import simulate
+
+    net = copy.deepcopy(digits_net)
+    net.layers[1].bias_int = net.layers[1].bias_int + (1 << 23)
+    args = argparse.Namespace(engine="reference", precision="fixed", neuron="bit-serial",
+                              time_steps=None, batch_size=None, allow_saturation=False)
+    x = digits_data.test.images[:4]
+    with pytest.raises(BitsnnError, match="accumulator saturation events in layers 2"):
+        simulate(net, args, x, progress=False)
+    args.allow_saturation = True
+    _, counts, _, _ = simulate(net, args, x, progress=False)
+    assert counts[1].overflows > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lava_bitsnn.core.ir import Synapse
+from lava_bitsnn.core.ir import Synapse, conv_output_size
 
 
 def _valid(n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.ndarray:
@@ -25,8 +25,8 @@ def fan_out(syn: Synapse, source_shape: tuple[int, ...]) -> np.ndarray:
     else:
         c, h, w = shape
         out_ch, per_group, kh, kw = mask.shape
-        ho = (h + 2 * syn.padding - kh) // syn.stride + 1
-        wo = (w + 2 * syn.padding - kw) // syn.stride + 1
+        ho = conv_output_size(h, kh, syn.stride, syn.padding)
+        wo = conv_output_size(w, kw, syn.stride, syn.padding)
         vy = _valid(h, ho, kh, syn.stride, syn.padding)
         vx = _valid(w, wo, kw, syn.stride, syn.padding)
         per_out_group = out_ch // syn.groups

@@ -28,6 +28,11 @@ INPUT_BITS = 8
 ENCODINGS = ("bit-serial", "graded")
 
 
+def conv_output_size(n: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis (torch's rule, dilation 1)."""
+    return (n + 2 * padding - kernel) // stride + 1
+
+
 @dataclass
 class Synapse:
     source: int

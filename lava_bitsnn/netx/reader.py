@@ -23,6 +23,7 @@ from lava_bitsnn.core.ir import (
     Layer,
     Network,
     Synapse,
+    conv_output_size,
 )
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.netx.schema import (
@@ -154,7 +155,7 @@ def synapse_output_shape(syn: Synapse, source_shape: tuple[int, ...]) -> tuple[i
         return (w.shape[0],)
     if len(shape) != 3 or w.shape[1] * syn.groups != shape[0] or w.shape[0] % syn.groups:
         raise ValueError(f"conv weight {w.shape} with groups {syn.groups} does not take {shape}")
-    h, wd = ((n + 2 * syn.padding - k) // syn.stride + 1
+    h, wd = (conv_output_size(n, k, syn.stride, syn.padding)
              for n, k in zip(shape[1:], w.shape[2:], strict=True))
     if h < 1 or wd < 1:
         raise ValueError(f"conv kernel {w.shape[2:]} is larger than the padded input {shape}")

@@ -21,6 +21,7 @@ import torch
 
 from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
 from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.core import dynamics as dyn
 from lava_bitsnn.core.counts import LayerCounts
 from lava_bitsnn.core.dynamics import ACC_MAX, exact_in_float32
 from lava_bitsnn.core.ir import INPUT_BITS, Layer, Network
@@ -125,7 +126,8 @@ class FusedFixed:
         for idx, layer in enumerate(self.net.layers[1:], start=1):
             u = self._accumulate(idx, codes, spikes_per_neuron, counts[idx])
             if layer.kind == "output":
-                return u.double() / layer.threshold_unit, codes, recorded + [None]
+                logits = dyn.logits(u.double().numpy(), layer.threshold_unit, integer=True)
+                return torch.from_numpy(logits), codes, recorded + [None]
             code, per_neuron = self._fire(idx, u, counts[idx])
             codes.append(code)
             spikes_per_neuron.append(per_neuron)

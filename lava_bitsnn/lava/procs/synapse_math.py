@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from lava_bitsnn.core.dynamics import exact_in_float32
+from lava_bitsnn.core.ir import conv_output_size
+
 
 def sum_pool(x: np.ndarray, k: int) -> np.ndarray:
     if k == 1:
@@ -21,8 +24,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, stride: int, padding: int, groups:
     about 2× faster at batch 64 than contracting a strided window view."""
     b, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
-    ho = (h + 2 * padding - kh) // stride + 1
-    wo = (w + 2 * padding - kw) // stride + 1
+    ho = conv_output_size(h, kh, stride, padding)
+    wo = conv_output_size(w, kw, stride, padding)
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     by_channel = x.transpose(1, 0, 2, 3)
@@ -50,4 +53,5 @@ def exact_float_dtype(weight: np.ndarray, pool: int, largest_input: int) -> type
     an output is at most Σ|w| over its inputs × pool² × the largest input, and float32 holds
     every integer below 2^24 (float64: 2^53, far above any 24-bit-state network)."""
     per_output = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max()
-    return np.float32 if int(per_output) * pool ** 2 * largest_input < 1 << 24 else np.float64
+    return np.float32 if exact_in_float32(int(per_output) * pool ** 2 * largest_input) \
+        else np.float64
