@@ -22,6 +22,7 @@ from lava_bitsnn.ann.data import normalise
 from lava_bitsnn.ann.qcfs import qcfs_layers
 from lava_bitsnn.convert.trace import call_name
 from lava_bitsnn.core.ir import Network
+from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.reference.engine import ReferenceEngine
 from lava_bitsnn.reference.qann import integer_qann
 
@@ -81,6 +82,7 @@ class VerifyReport:
     layers: list[LayerReport] = field(default_factory=list)
     lava_samples: int = 0
     stepwise_samples: int = 0  # samples whose QANN column also checked the step-wise dynamics
+    ann_compared: bool = True  # False where T < b: the SNN is then not the ANN, only the QANN
     accuracy: dict[str, float] = field(default_factory=dict)
     agreement: dict[str, float] = field(default_factory=dict)
     logit_mismatches: int = 0  # integer QANN logits vs fixed-point SNN logits (must be 0)
@@ -101,6 +103,7 @@ class VerifyReport:
                         "lava_float_unexplained"):
                 setattr(mine, key, getattr(mine, key) + getattr(theirs, key))
         self.logit_mismatches += other.logit_mismatches
+        self.ann_compared = self.ann_compared and other.ann_compared
         self.lava_samples += other.lava_samples
         self.stepwise_samples += other.stepwise_samples
         if not other.samples:
@@ -117,8 +120,11 @@ def _float_vs_ann(net: Network, codes: list[np.ndarray], ann: AnnTrace
                   ) -> dict[int, tuple[int, int]]:
     """Per hidden layer: (mismatching codes, of which unexplained). A mismatch is explained
     when it sits at a bin edge in the first layer where its sample differs (later layers
-    inherit the difference)."""
+    inherit the difference). Not compared (all zero) where the file runs fewer steps than
+    bits: its SNN then emits each code's top bits, which no layer of the ANN does."""
     hidden = [(i, layer) for i, layer in enumerate(net.layers) if layer.kind == "neuron"]
+    if not runs_all_bits(net):
+        return {i: (0, 0) for i, _ in hidden}
     n = len(codes[0])
     never = len(net.layers)
     first = np.full(n, never)
@@ -135,6 +141,13 @@ def _float_vs_ann(net: Network, codes: list[np.ndarray], ann: AnnTrace
     return out
 
 
+def runs_all_bits(net: Network) -> bool:
+    """Whether every layer fires all its bits at the file's T (T ≥ b)."""
+    timing = build_schedule(net).layers
+    return all(t.send_steps == layer.bits for t, layer in zip(timing, net.layers, strict=True)
+               if layer.kind == "neuron")
+
+
 def verify_lava(model: nn.Module, net: Network, pixels: np.ndarray, batch_size: int = 8
                 ) -> VerifyReport:
     """Lava fixed_pt against the integer reference, Lava floating_pt against the ANN."""
@@ -145,7 +158,7 @@ def verify_lava(model: nn.Module, net: Network, pixels: np.ndarray, batch_size: 
     floating = LavaRunner(net, "float", batch_size=batch_size).run_dataset(pixels, record=True)
     ref = ReferenceEngine(net, "fixed").run_batch(pixels)
     float_cmp = _float_vs_ann(net, floating.codes, ann)
-    report = VerifyReport(0, lava_samples=len(pixels))
+    report = VerifyReport(0, lava_samples=len(pixels), ann_compared=runs_all_bits(net))
     for i, layer in enumerate(net.layers):
         if layer.kind != "neuron":
             continue
@@ -168,7 +181,7 @@ def verify_batch(model: nn.Module, net: Network, pixels: np.ndarray, labels: np.
     stepwise = ReferenceEngine(net, "fixed", fused=False).run_batch(pixels[:k])
     qann = integer_qann(net, pixels)
     float_cmp = _float_vs_ann(net, snn_float.codes, ann)
-    report = VerifyReport(len(labels), stepwise_samples=k)
+    report = VerifyReport(len(labels), stepwise_samples=k, ann_compared=runs_all_bits(net))
     scaled = qann[-1] / net.output.threshold_unit
     report.logit_mismatches = int((scaled != snn_fixed.logits).sum()) + int(
         (scaled[:k] != stepwise.logits).sum())

@@ -5,10 +5,12 @@ Two mechanisms, both armed by ``LavaRunner.run_dataset``:
 * every process Lava forks during a run gets the parent-death signal (Linux ``prctl``): the
   kernel kills it the moment the parent dies;
 * a watchdog, a separate small Python process (``python -m lava_bitsnn.watchdog``),
-  reads lines from the parent on its stdin — ``pid N`` (a child to kill) and ``shm NAME``
-  (a shared-memory segment of the run) — until ``done``. If its stdin closes before ``done``,
-  the parent has died: it kills the listed children and unlinks the segments, including any
-  ``psm_*`` segment that appeared after it started and before the parent could list them.
+  reads lines from the parent on its stdin — ``before NAME`` (a segment that existed before
+  the run), ``pid N`` (a child to kill) and ``shm NAME`` (a shared-memory segment of the run)
+  — until ``done``. If its stdin closes before ``done``, the parent has died: it kills the
+  listed children and unlinks the segments. If the parent died before it could list them
+  (during the first chunk of steps), it unlinks every ``psm_*`` segment not listed as
+  ``before``, which includes those of another Lava run started in the same seconds.
 
 The watchdog ignores SIGINT, SIGTERM and SIGHUP (it runs in its own session) and never
 imports Lava (it lives outside ``lava_bitsnn.lava``), so it starts in a fraction of a second.
@@ -26,6 +28,7 @@ from pathlib import Path
 SHM = Path("/dev/shm")
 PR_SET_PDEATHSIG = 1
 _armed = False
+_parent = 0  # the pid that forked, recorded just before each fork
 
 
 def shm_segments() -> set[str]:
@@ -35,6 +38,11 @@ def shm_segments() -> set[str]:
     return {p.name for p in SHM.iterdir() if p.name.startswith("psm_")}
 
 
+def _remember_parent() -> None:
+    global _parent
+    _parent = os.getpid()
+
+
 def _die_with_parent() -> None:
     if not _armed:
         return
@@ -42,12 +50,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    if os.getppid() != _parent:  # the parent died before prctl took effect
         os._exit(1)
 
 
 if hasattr(os, "register_at_fork") and sys.platform.startswith("linux"):
-    os.register_at_fork(after_in_child=_die_with_parent)
+    os.register_at_fork(before=_remember_parent, after_in_child=_die_with_parent)
 
 
 def arm(on: bool) -> None:
@@ -63,31 +71,34 @@ class Watchdog:
         self._proc = subprocess.Popen([sys.executable, "-m", "lava_bitsnn.watchdog"],
                                       stdin=subprocess.PIPE, text=True, bufsize=1,
                                       start_new_session=True, close_fds=True)
+        self._send([f"before {name}" for name in sorted(shm_segments())])
 
-    def tell(self, pids: list[int], segments: set[str]) -> None:
+    def _send(self, lines: list[str]) -> None:
         try:
-            for pid in pids:
-                self._proc.stdin.write(f"pid {pid}\n")
-            for name in sorted(segments):
-                self._proc.stdin.write(f"shm {name}\n")
+            for line in lines:
+                self._proc.stdin.write(line + "\n")
             self._proc.stdin.flush()
         except (BrokenPipeError, ValueError):
             pass
 
+    def tell(self, pids: list[int], segments: set[str]) -> None:
+        """The run's children and shared-memory segments, once its runtime is up."""
+        self._send([f"pid {pid}" for pid in pids] + [f"shm {name}" for name in sorted(segments)])
+
     def close(self) -> None:
-        """The run ended normally: release the watchdog."""
+        """The run ended normally: release the watchdog (it exits by itself; not waiting
+        for it keeps its start-up off the run's critical path)."""
         try:
             self._proc.stdin.write("done\n")
             self._proc.stdin.close()
         except (BrokenPipeError, ValueError):
             pass
-        self._proc.wait()
 
 
 def _watch() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    before = shm_segments()
+    before: set[str] = set()
     pids: list[int] = []
     segments: set[str] = set()
     told = False
@@ -95,7 +106,9 @@ def _watch() -> None:
         word, _, value = line.strip().partition(" ")
         if word == "done":
             return
-        if word == "pid":
+        if word == "before":
+            before.add(value)
+        elif word == "pid":
             pids.append(int(value))
         elif word == "shm":
             segments.add(value)

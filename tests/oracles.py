@@ -56,9 +56,11 @@ def _synapse(group: h5py.Group, code: np.ndarray) -> np.ndarray:
 def file_qann(path: str | Path, pixels: np.ndarray, time_steps: int | None = None
               ) -> tuple[list[np.ndarray], np.ndarray]:
     """(integer codes per layer, input first; logits ``u / D``) of the QANN in a netx file:
-    ``code = clip(⌊(Σ W·code_src + bias) / D⌋, 0, K)``, truncated to its top ``T`` bits."""
+    ``code = clip(⌊(Σ W·code_src + bias) / D⌋, 0, K)``, truncated to its top ``T`` bits (``T``:
+    the file's ``time_steps`` unless given)."""
     codes = [np.asarray(pixels).astype(np.int64)]
     with h5py.File(path, "r") as f:
+        time_steps = time_steps or int(f.attrs["time_steps"])
         for i in range(1, len(f["layer"])):
             g = f["layer"][str(i)]
             synapses = [g] + [g["skip"][k] for k in sorted(g.get("skip", {}), key=int)]
@@ -74,7 +76,7 @@ def file_qann(path: str | Path, pixels: np.ndarray, time_steps: int | None = Non
             top = int(g["neuron"]["max_code"][()]) if "max_code" in g["neuron"] \
                 else (1 << bits) - 1
             code = np.clip(u // unit, 0, top)
-            drop = bits - min(time_steps or bits, bits)
+            drop = bits - min(time_steps, bits)
             codes.append((code >> drop) << drop)
     raise AssertionError("no output layer")
 
@@ -95,3 +97,21 @@ def if_first_layer_counts(path: str | Path, pixels: np.ndarray, steps: int) -> n
     theta = unit * top
     x = current + bias.reshape(bias.shape + (1,) * (len(shape) - bias.ndim)) - unit // 2
     return np.clip((theta // 2 + steps * x) // theta, 0, steps).astype(np.int64)
+
+
+def float_codes_off_edge(hidden: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                         tol: float = 1e-6) -> int:
+    """Code mismatches between a float SNN and the float64 ANN that a bin edge does not
+    explain. ``hidden``: per hidden layer in order, (SNN codes, ANN codes, the ANN's
+    ``z/Δ + ½``). A sample's first differing layer must differ only where ``z/Δ + ½`` is within
+    ``tol`` of an integer (later layers inherit the difference)."""
+    n = len(hidden[0][0])
+    decided = np.zeros(n, dtype=bool)  # samples whose first differing layer was seen
+    off_edge = 0
+    for snn, ann, scaled in hidden:
+        differ = (np.asarray(snn).reshape(n, -1) != np.asarray(ann).reshape(n, -1))
+        first = differ.any(axis=1) & ~decided
+        near = np.abs(scaled - np.round(scaled)).reshape(n, -1) < tol
+        off_edge += int((differ[first] & ~near[first]).sum())
+        decided |= first
+    return off_edge

@@ -14,7 +14,6 @@ from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.lava.procs.process import LinearSynapse
 from lava_bitsnn.lava.runner import LavaRunner
 from lava_bitsnn.reference import ReferenceEngine
-from lava_bitsnn.reference.qann import integer_qann
 
 
 def _run_pair(source_data, lava_conn, ours, out_shape_lava, out_shape_ours, steps, tag):
@@ -100,7 +99,6 @@ def test_lava_counts_equal_the_reference(digits_net, digits_data, precision, neu
     ref = ReferenceEngine(digits_net, precision, neuron, time_steps, fused=False).run_batch(x)
     _assert_counts_equal(result.counts, ref.counts)
     np.testing.assert_allclose(result.logits, ref.logits, rtol=0, atol=1e-9)
-    assert result.latency == result.steps - (2 - 1) * result.period or batch < 6
 
 
 def test_network_process_between_lavas_own_ring_buffers(digits_net, digits_data):
@@ -165,25 +163,25 @@ def test_lava_package_imports_no_torch():
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_mnist_subset_on_lava(tmp_path):
-    from lava_bitsnn.ann.data import Split, load_dataset
-    from lava_bitsnn.ann.train import TrainConfig, train
-    from lava_bitsnn.convert.model import convert_checkpoint
+def test_shipped_mnist_model_on_lava_equals_the_file_oracle():
+    """The shipped MNIST network on real MNIST test images: Lava fixed point == the integer
+    QANN computed from the file alone, every layer, and the accuracy is the model's."""
+    from lava_bitsnn.ann.data import load_dataset
+    from lava_bitsnn.netx import read_network
     from tests.conftest import shared_dataset_dir
+    from tests.oracles import file_qann
 
-    data = load_dataset("mnist", shared_dataset_dir("mnist"))
-    data.train = Split(data.train.images[:2000], data.train.labels[:2000])
-    data.test = Split(data.test.images[:500], data.test.labels[:500])
-    train(TrainConfig(arch="mnist-cnn", dataset="mnist", epochs=1, batch_size=64, lr=0.05),
-          data, str(tmp_path / "m.pt"), progress=False)
-    net = convert_checkpoint(tmp_path / "m.pt")
-    x = data.test.images[:8]
+    path = Path(__file__).resolve().parents[1] / "netx_models" / "mnist-mnist-cnn.net"
+    test = load_dataset("mnist", shared_dataset_dir("mnist")).test
+    net = read_network(path)
+    x = test.images[:8]
     result = LavaRunner(net, "fixed", batch_size=4).run_dataset(x, record=True)
-    expected = integer_qann(net, x)
+    expected, logits = file_qann(path, x)
     for i in range(1, len(net.layers) - 1):
-        np.testing.assert_array_equal(result.codes[i], expected[i], err_msg=net.layers[i].name)
-    ref = ReferenceEngine(net, "fixed").run_batch(data.test.images)
-    assert (ref.predictions == data.test.labels).mean() > 0.8
+        np.testing.assert_array_equal(result.codes[i], expected[i - 1], err_msg=net.layers[i].name)
+    np.testing.assert_array_equal(result.logits, logits)
+    _, logits = file_qann(path, test.images[:200])
+    assert (logits.argmax(1) == test.labels[:200]).mean() > 0.97
 
 
 def test_overflow_is_counted_not_silent(digits_net, digits_data):
@@ -229,10 +227,10 @@ def test_failed_run_stops_and_leaves_no_children(digits_net, digits_data):
     assert _shared_memory_segments() <= segments
 
 
-@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
 def test_signals_leave_no_process_and_no_shared_memory(digits_net, tmp_path, signum):
-    """Ctrl-C (SIGINT to the process group) and SIGTERM (what timeout and schedulers send)
-    stop the run cleanly with one line and exit 128 + signal; SIGKILL of the parent alone
+    """Ctrl-C (SIGINT to the process group), SIGTERM (what timeout and schedulers send) and
+    SIGHUP (a closed terminal) stop the run cleanly with one line and exit 128 + signal; SIGKILL of the parent alone
     leaves it to the parent-death signal and the watchdog. Either way, within seconds no
     process of the run is left and no shared-memory segment of it stays in /dev/shm."""
     import os

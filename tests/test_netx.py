@@ -88,6 +88,9 @@ def _times(group, key, factor):
     (lambda f: _replace(f["layer/1/neuron"], "acc_bound", 12), "acc_bound"),
     (lambda f: _replace(f["layer/1/neuron"], "threshold_unit", 96), "not a power of two"),
     (lambda f: _replace(f["layer/1/neuron"], "max_code", 16), "does not fit 4 bits"),
+    (lambda f: _replace(f["layer/1/neuron"], "bits", 70), "bits must be 1..8"),
+    (lambda f: f.attrs.__setitem__("time_steps", 9), "time_steps 9 must be"),
+    (lambda f: f.attrs.__setitem__("meta", "{not json"), "'meta' is not valid JSON"),
 ])
 def test_reader_rejects_broken_and_tampered_files(digits_net, tmp_path, mutation, message):
     """Missing keys, and files whose values break what the schema promises: weights × 100,000

@@ -67,6 +67,13 @@ def accumulator_bound(net: Network, layer: Layer) -> int:
     return int(bound.max())
 
 
+def layer_bound(net: Network, layer: Layer) -> int:
+    """The layer's ``acc_bound``: the worst-case accumulator, and the top threshold ``K·D``
+    that the fire chain compares with."""
+    top = layer.threshold_unit * layer.max_code if layer.kind == "neuron" else 0
+    return max(accumulator_bound(net, layer), top)
+
+
 def _quantise_layer(net: Network, layer: Layer, d: int, steps: int) -> int:
     """Fill the layer's integer fields for unit ``D = d``; return the accumulator bound."""
     delta = layer.step if layer.kind == "neuron" else 1.0
@@ -75,8 +82,7 @@ def _quantise_layer(net: Network, layer: Layer, d: int, steps: int) -> int:
     assert layer.bias is not None
     layer.threshold_unit = d
     layer.bias_int = (steps * np.round(layer.bias / delta * d / steps)).astype(np.int64)
-    top = d * layer.max_code if layer.kind == "neuron" else 0
-    return max(accumulator_bound(net, layer), top)
+    return layer_bound(net, layer)
 
 
 def quantise_network(net: Network) -> None:

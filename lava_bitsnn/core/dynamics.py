@@ -43,11 +43,22 @@ def source_frame(code: np.ndarray, bits: int, t: int, graded: bool) -> np.ndarra
     return code if graded else (code >> (bits - t)) & 1
 
 
+def shifts(shift_bits: int, t: int) -> bool:
+    """Whether accumulate step ``t`` shifts its current (by ``shift_bits − t`` > 0 places)."""
+    return shift_bits - t > 0
+
+
+def spike_weight(bits: int, t: int) -> int:
+    """What a spike of fire step ``t`` is worth in the code of a ``bits``-bit layer (MSB
+    first): ``2^(bits − t)``; the code is the sum over its spikes."""
+    return 1 << (bits - t)
+
+
 def accumulate(u: np.ndarray, current: np.ndarray, t: int, shift_bits: int,
                per_step: np.ndarray, first_extra: np.ndarray, integer: bool
                ) -> tuple[np.ndarray, int]:
     """Accumulate step ``t``: ``u + I(t)·2^(shift_bits − t) + bias_step(t)``, saturated."""
-    u = u + current * (1 << (shift_bits - t)) + per_step
+    u = u + current * spike_weight(shift_bits, t) + per_step
     if t == 1:
         u = u + first_extra
     return saturate(u, integer)
@@ -66,7 +77,7 @@ def clip_to_max_code(u: np.ndarray, unit: float, max_code: int, bits: int, integ
 def fire(u: np.ndarray, t: int, unit: float, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Fire step ``t``, MSB first: ``s = [u ≥ θ_t]``, ``u ← u − s·θ_t``, ``θ_t = unit·2^(bits−t)``;
     (spikes as bool, membrane)."""
-    theta = unit * (1 << (bits - t))
+    theta = unit * spike_weight(bits, t)
     s = u >= theta
     return s, u - s * theta
 

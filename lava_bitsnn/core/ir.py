@@ -25,6 +25,7 @@ from lava_bitsnn.core.dynamics import ACC_MAX, ACCUMULATOR_BITS  # noqa: F401 - 
 
 MANTISSA_MIN, MANTISSA_MAX = -128, 127
 INPUT_BITS = 8
+MAX_BITS = 8  # the most activation bits of a hidden layer
 ENCODINGS = ("bit-serial", "graded")
 
 

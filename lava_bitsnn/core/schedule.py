@@ -1,15 +1,16 @@
 """When every layer accumulates, fires and sends: computed once from the IR, used by the Lava
 builder, both reference paths and the op counts (docs/method.md, "Schedule").
 
-Bit-serial neuron. A layer of ``b`` bits fires ``T_l = min(T, b)`` steps (``T`` defaults to
-each layer's own ``b``), sending bit ``t`` of its code, worth ``2^(b−t)``, at its ``t``-th
-send step. The 8-bit input sends its pixels MSB first over 8 steps (graded: the pixel value in
-one step). A layer accumulates over a window of ``A`` steps and at accumulate step ``t`` shifts
-its input current by ``shift_bits − t``, with ``shift_bits`` the most bits among its sources;
-a source of fewer bits is delayed by ``offset = shift_bits − send_bits`` steps inside the
-window, so each of its bits lands where the shift gives it its weight. ``A`` covers the latest
-bit of every source. Then the layer fires (double-buffered: it accumulates the next sample
-while firing this one), so a new batch can enter every ``period`` steps.
+Bit-serial neuron. A layer of ``b`` bits fires ``T_l = min(T, b)`` steps (``T`` defaults to the
+file's ``time_steps``: the most bits of any layer, unless exported with fewer), sending bit
+``t`` of its code, worth ``2^(b−t)``, at its ``t``-th send step. The 8-bit input sends its
+pixels MSB first over 8 steps (graded: the pixel value in one step). A layer accumulates over a
+window of ``A`` steps and at accumulate step ``t`` shifts its input current by ``shift_bits −
+t``, with ``shift_bits`` the most bits among its sources; a source of fewer bits is delayed by
+``offset = shift_bits − send_bits`` steps inside the window, so each of its bits lands where
+the shift gives it its weight. ``A`` covers the latest bit of every source. Then the layer
+fires (double-buffered: it accumulates the next sample while firing this one), so a new batch
+can enter every ``period`` steps.
 
 IF baseline: every layer integrates and fires in the same ``T`` steps; the input is the graded
 pixel value, repeated for ``T`` steps.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lava_bitsnn.core.dynamics import shifts
 from lava_bitsnn.core.ir import INPUT_BITS, Network
 
 NEURONS = ("bit-serial", "if")
@@ -41,12 +43,13 @@ class LayerTiming:
 
     def shifted(self, t: int) -> bool:
         """Whether accumulate step ``t`` shifts (the shift amount is > 0)."""
-        return self.shift_bits - t > 0
+        return shifts(self.shift_bits, t)
 
 
 @dataclass(frozen=True)
 class Schedule:
     neuron: str
+    time_steps: int  # T: the one asked for, else the file's (each layer fires min(T, b))
     layers: tuple[LayerTiming, ...]
     period: int  # steps between consecutive batches
     latency: int  # steps from a batch's first input to its complete logits
@@ -76,7 +79,7 @@ def window(k: int, start: int, period: int, periods: int, length: int) -> tuple[
     return n, t + 1
 
 
-def fire_steps(net: Network, time_steps: int | None) -> list[int]:
+def fire_steps(net: Network, time_steps: int) -> list[int]:
     """Per layer: the bit-serial fire steps ``min(T, b)`` (input: 8, output: 0)."""
     out = []
     for layer in net.layers:
@@ -85,7 +88,7 @@ def fire_steps(net: Network, time_steps: int | None) -> list[int]:
         elif layer.kind == "output":
             out.append(0)
         else:
-            out.append(min(time_steps or layer.bits, layer.bits))
+            out.append(min(time_steps, layer.bits))
     return out
 
 
@@ -104,12 +107,13 @@ def check_time_steps(net: Network, neuron: str, time_steps: int | None) -> None:
 
 def build_schedule(net: Network, neuron: str = "bit-serial", time_steps: int | None = None,
                    pipelined: bool = True) -> Schedule:
-    """The schedule of ``net`` for a neuron kind and ``T`` (bit-serial default: each layer its
-    own bits; IF default: the file's ``time_steps``). ``pipelined=False`` admits a batch only
-    after the previous one's logits."""
+    """The schedule of ``net`` for a neuron kind and ``T`` (default: the file's
+    ``time_steps``, the T it was exported for). ``pipelined=False`` admits a batch only after
+    the previous one's logits."""
     check_time_steps(net, neuron, time_steps)
+    time_steps = time_steps or net.time_steps
     if neuron == "if":
-        return _if_schedule(net, time_steps or net.time_steps, pipelined)
+        return _if_schedule(net, time_steps, pipelined)
     fires = fire_steps(net, time_steps)
     graded_input = net.encoding == "graded"
     timings: list[LayerTiming] = [LayerTiming(
@@ -126,7 +130,7 @@ def build_schedule(net: Network, neuron: str = "bit-serial", time_steps: int | N
         timings.append(LayerTiming(layer.bits, fires[idx], False, acc, shift_bits, offsets,
                                    start, start + acc, delays))
     period = max(max(t.send_steps, t.acc_steps) for t in timings)
-    return _finish("bit-serial", timings, period, pipelined)
+    return _finish("bit-serial", time_steps, timings, period, pipelined)
 
 
 def _if_schedule(net: Network, steps: int, pipelined: bool) -> Schedule:
@@ -138,11 +142,12 @@ def _if_schedule(net: Network, steps: int, pipelined: bool) -> Schedule:
         sends = 0 if layer.kind == "output" else steps
         timings.append(LayerTiming(0, sends, False, steps, 0, (0,) * len(srcs), start, start,
                                    delays))
-    return _finish("if", timings, steps, pipelined)
+    return _finish("if", steps, timings, steps, pipelined)
 
 
-def _finish(neuron: str, timings: list[LayerTiming], period: int, pipelined: bool
-            ) -> Schedule:
+def _finish(neuron: str, time_steps: int, timings: list[LayerTiming], period: int,
+            pipelined: bool) -> Schedule:
     last = timings[-1]
     latency = last.start + last.acc_steps - 1
-    return Schedule(neuron, tuple(timings), period if pipelined else latency, latency)
+    return Schedule(neuron, time_steps, tuple(timings), period if pipelined else latency,
+                    latency)

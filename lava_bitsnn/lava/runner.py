@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -75,7 +77,7 @@ class LavaRunner:
             raise BitsnnError(str(exc)) from None
         self.precision = precision
         self.neuron = neuron
-        self.time_steps = time_steps or self.net.time_steps
+        self.time_steps = self.schedule.time_steps
         self._time_steps_asked = time_steps
         self.batch_size = batch_size
         self.pipelined = pipelined
@@ -124,16 +126,16 @@ class LavaRunner:
         cfg = Loihi2SimCfg(select_tag="fixed_pt" if self.precision == "fixed" else "floating_pt")
         chunk = max(self.schedule.period * 4, 32)
         bar = tqdm(total=len(images), unit="img", disable=not progress, leave=False)
+        guard = watchdog.Watchdog()  # starts while Lava compiles
         t0 = time.perf_counter()
         started = False
-        guard = watchdog.Watchdog()
         try:
             with _DeferredSignals() as signals:
                 segments = watchdog.shm_segments()
                 watchdog.arm(True)
                 done = 0
                 while done < total:
-                    n = min(1 if not started else chunk, total - done)
+                    n = min(chunk, total - done)
                     source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
                     if not started:  # the runtime is up: tell the watchdog what it made
                         watchdog.arm(False)
@@ -215,7 +217,8 @@ class _DeferredSignals:
     """While active (main thread only), SIGINT, SIGTERM and SIGHUP set a flag instead of
     acting: Lava's blocking wait for a run to finish swallows KeyboardInterrupt, and a runtime
     interrupted mid-step cannot be stopped. The run loop checks the flag between chunks of
-    steps and then stops the runtime before it raises."""
+    steps and then stops the runtime before it raises. A second signal (the run is stuck)
+    exits at once; the parent-death signal and the watchdog then remove the rest."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -229,7 +232,10 @@ class _DeferredSignals:
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.requested = self.requested or signum
+        if self.requested:  # a second signal: a step hangs; end now, the watchdog cleans up
+            print(f"stopped by {signal.Signals(signum).name} (forced)", file=sys.stderr)
+            os._exit(128 + signum)
+        self.requested = signum
 
     def raise_if_requested(self) -> None:
         if self.requested == signal.SIGINT:

@@ -20,6 +20,7 @@ from lava_bitsnn.core.ir import (
     INPUT_BITS,
     MANTISSA_MAX,
     MANTISSA_MIN,
+    MAX_BITS,
     Layer,
     Network,
     Synapse,
@@ -123,6 +124,10 @@ class _Reader:
                       self.integer(neuron, "threshold_unit", where, 1),
                       self.array(group, "bias", where, integer=True),
                       self.integer(neuron, "acc_bound", where))
+        if ntype == HIDDEN_NEURON and not 1 <= layer.bits <= MAX_BITS:
+            raise self.fail(where, f"bits must be 1..{MAX_BITS}, got {layer.bits}")
+        if ntype == OUTPUT_NEURON and layer.bits != 0:
+            raise self.fail(where, f"the output accumulator has 0 bits, got {layer.bits}")
         if ntype == HIDDEN_NEURON:
             top = (1 << layer.bits) - 1
             layer.max_code = self.integer(neuron, "max_code", where, 1) if "max_code" in neuron \
@@ -182,7 +187,7 @@ def _check_shapes(net: Network, reader: _Reader) -> None:
 
 def _check_fixed_point(net: Network, reader: _Reader) -> None:
     """Mantissas on each synapse's grid and the stored accumulator bound, recomputed."""
-    from lava_bitsnn.convert.fixed import accumulator_bound
+    from lava_bitsnn.convert.fixed import layer_bound
 
     for i, layer in enumerate(net.layers[1:], start=1):
         where = f"layer {i}"
@@ -192,13 +197,26 @@ def _check_fixed_point(net: Network, reader: _Reader) -> None:
                     (w >> e).max(initial=0) > MANTISSA_MAX:
                 raise reader.fail(where, f"weights from layer {syn.source} are not 8-bit "
                                          f"mantissas times 2^{e} (a tampered file?)")
-        top = layer.threshold_unit * layer.max_code if layer.kind == "neuron" else 0
-        bound = max(accumulator_bound(net, layer), top)
+        bound = layer_bound(net, layer)
         if bound != layer.acc_bound:
             raise reader.fail(where, f"acc_bound {layer.acc_bound} differs from {bound}, the "
                                      "bound of its weights and biases (a tampered file?)")
         if bound > ACC_MAX:
             raise reader.fail(where, f"the worst-case accumulator {bound} exceeds 24 bits")
+
+
+def _file_int(f: h5py.File, key: str, reader: _Reader) -> int:
+    value = f.attrs[key]
+    if not np.issubdtype(np.asarray(value).dtype, np.integer) or np.ndim(value):
+        raise reader.fail("file", f"attribute '{key}' must be an integer, got {value!r}")
+    return int(value)
+
+
+def _file_json(f: h5py.File, key: str, reader: _Reader):
+    try:
+        return json.loads(f.attrs[key])
+    except (TypeError, ValueError):
+        raise reader.fail("file", f"attribute '{key}' is not valid JSON") from None
 
 
 def read_network(path: str | Path) -> Network:
@@ -231,9 +249,14 @@ def read_network(path: str | Path) -> Network:
         if keys != [str(i) for i in range(len(keys))]:
             raise reader.fail("file", "layer names must be 0..N-1")
         layers = [reader.layer(f["layer"][k], int(k), encoding) for k in keys]
-        net = Network(layers, int(f.attrs["bits"]), int(f.attrs["time_steps"]), encoding,
-                      json.loads(f.attrs["class_names"]), json.loads(f.attrs["normalisation"]),
-                      json.loads(f.attrs["meta"]))
+        most = max((layer.bits for layer in layers if layer.kind == "neuron"), default=0)
+        bits, time_steps = (_file_int(f, key, reader) for key in ("bits", "time_steps"))
+        if bits != most or not 1 <= time_steps <= most:
+            raise reader.fail("file", f"bits {bits} and time_steps {time_steps} must be the most "
+                                      f"bits of any layer ({most}) and 1..{most}")
+        net = Network(layers, bits, time_steps, encoding,
+                      *(_file_json(f, key, reader) for key in ("class_names", "normalisation",
+                                                                "meta")))
     _check_shapes(net, reader)
     _check_fixed_point(net, reader)
     return net

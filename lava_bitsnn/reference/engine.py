@@ -104,7 +104,7 @@ class ReferenceEngine:
         self.precision = precision
         self.neuron = neuron
         self.schedule = build_schedule(net, neuron, time_steps)
-        self.time_steps = time_steps or net.time_steps
+        self.time_steps = self.schedule.time_steps
         unknown = set(ablate) - set(ABLATIONS)
         if unknown or (ablate and neuron != "bit-serial"):
             raise ValueError(f"ablate takes {ABLATIONS} with the bit-serial neuron; "
@@ -191,9 +191,8 @@ class ReferenceEngine:
         while len(firing.spikes) < steps:
             u = firing.step(u)
         spk = np.stack(firing.spikes, axis=1)
-        weights = (1 << (layer.bits - np.arange(1, steps + 1))).reshape(
-            1, -1, *([1] * len(layer.shape)))
-        code = (spk.astype(np.int64) * weights).sum(axis=1)
+        code = sum(spk[:, t - 1].astype(np.int64) * dyn.spike_weight(layer.bits, t)
+                   for t in range(1, steps + 1))
         add_fire_phase(counts, u.shape[0], steps, int(spk.sum()))
         return code, spk
 

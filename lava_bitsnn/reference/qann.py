@@ -9,16 +9,16 @@ import torch
 
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.core.ir import Network
+from lava_bitsnn.core.schedule import build_schedule
 
 
 def integer_qann(net: Network, pixels: np.ndarray, time_steps: int | None = None
                  ) -> list[np.ndarray]:
     """Per-layer codes (input pixels, hidden codes) and the integer logits ``u`` last."""
-    t = time_steps or net.time_steps
-    drop = net.bits - t
+    schedule = build_schedule(net, "bit-serial", time_steps)
     codes = [torch.from_numpy(np.asarray(pixels).astype(np.float64))]
     with torch.no_grad():
-        for layer in net.layers[1:]:
+        for layer, timing in zip(net.layers[1:], schedule.layers[1:], strict=True):
             u = sum(apply_synapse(s, codes[s.source], torch.from_numpy(
                 s.weight_int.astype(np.float64))).reshape(-1, *layer.shape)
                 for s in layer.synapses)
@@ -27,5 +27,6 @@ def integer_qann(net: Network, pixels: np.ndarray, time_steps: int | None = None
                 codes.append(u)
                 break
             code = torch.clamp(torch.floor(u / layer.threshold_unit), 0, layer.max_code)
+            drop = layer.bits - timing.send_steps  # T < b: the top T bits
             codes.append(torch.floor(code / 2 ** drop) * 2 ** drop)
     return [c.numpy() for c in codes]

@@ -35,6 +35,37 @@ from lava_bitsnn.lava.procs.synapse_math import apply_synapse, exact_float_dtype
 
 OP_INDEX = {op: i for i, op in enumerate(NEURON_OPS)}
 UNBOUNDED = 1 << 62  # "periods = 0": windows never end
+COUNTER = LavaPyType(np.ndarray, np.int64)
+FLOAT_STATE = LavaPyType(np.ndarray, np.float64)
+FIXED_STATE = LavaPyType(np.ndarray, np.int64, precision=24)
+
+
+class _FloatNeuronTypes:
+    """Port and Var types of a floating_pt neuron model (Lava reads them with ``dir``, so
+    mixins declare them once for every neuron kind)."""
+
+    integer = False
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
+    bias: np.ndarray = FLOAT_STATE
+    overflows: np.ndarray = COUNTER
+    ops: np.ndarray = COUNTER
+
+
+class _SpikeCounters:
+    """The Vars of neurons that fire (the output accumulator does not)."""
+
+    codes: np.ndarray = COUNTER
+    spikes: np.ndarray = COUNTER
+
+
+class _FixedNeuronTypes(_FloatNeuronTypes):
+    """The fixed_pt twin: 24-bit integer state, 1-bit spikes."""
+
+    integer = True
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    bias: np.ndarray = FIXED_STATE
 
 
 class _Guarded(PyLoihiProcessModel):
@@ -43,13 +74,12 @@ class _Guarded(PyLoihiProcessModel):
     parameters built for the other precision."""
 
     integer = False
+    _checked = False
 
     def run_spk(self) -> None:
         try:
-            built = self.proc_params.get("precision", "fixed" if self.integer else "float")
-            if (built == "fixed") != self.integer:
-                raise RuntimeError(f"parameters built for {built} precision, run with the "
-                                   f"{'fixed_pt' if self.integer else 'floating_pt'} model")
+            if not self._checked:
+                self._check_precision()
             self.step()
         except Exception:
             path = self.proc_params.get("error_log")
@@ -58,6 +88,13 @@ class _Guarded(PyLoihiProcessModel):
                     f.write(f"in {self.proc_params.get('name', '?')} at step "
                             f"{self.time_step}:\n{traceback.format_exc()}\n")
             raise
+
+    def _check_precision(self) -> None:
+        built = self.proc_params.get("precision", "fixed" if self.integer else "float")
+        if (built == "fixed") != self.integer:
+            raise RuntimeError(f"parameters built for {built} precision, run with the "
+                               f"{'fixed_pt' if self.integer else 'floating_pt'} model")
+        self._checked = True
 
     def window(self, start: int, length: int) -> tuple[int, int]:
         """(counter row, 1-based step) of the window containing this step, else (-1, 0)."""
@@ -204,7 +241,7 @@ class _PyBitSerialNeuron(_Common):
             self.spikes[row] += fired
             self.add_ops(row, fire_step_ops(self.neurons_per_sample(), fired))
             if p["record"]:
-                self.codes[row] += s.astype(self.codes.dtype) << (p["bits"] - t)
+                self.codes[row] += s.astype(self.codes.dtype) * dyn.spike_weight(p["bits"], t)
         row, t = self.window(p["start"], p["acc_steps"])
         if row >= 0:
             per_step, first_extra = dyn.split_bias(self.bias, p["acc_steps"], self.integer)
@@ -212,7 +249,7 @@ class _PyBitSerialNeuron(_Common):
                                                  first_extra, self.integer)
             self.overflows[0] += clipped
             self.add_ops(row, accumulate_step_ops(self.neurons_per_sample(),
-                                                  p["shift_bits"] - t > 0))
+                                                  dyn.shifts(p["shift_bits"], t)))
             if t == p["acc_steps"]:  # complete: hand over to the firing buffer
                 self.u_fire = dyn.clip_to_max_code(self.u_acc, p["unit"], p["max_code"],
                                                    p["bits"], self.integer)
@@ -223,32 +260,17 @@ class _PyBitSerialNeuron(_Common):
 @implements(proc=BitSerialNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyBitSerialNeuronFloat(_PyBitSerialNeuron):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    u_acc: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    u_fire: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+class PyBitSerialNeuronFloat(_SpikeCounters, _FloatNeuronTypes, _PyBitSerialNeuron):
+    u_acc: np.ndarray = FLOAT_STATE
+    u_fire: np.ndarray = FLOAT_STATE
 
 
 @implements(proc=BitSerialNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyBitSerialNeuronFixed(_PyBitSerialNeuron):
-    integer = True
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    u_acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    u_fire: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+class PyBitSerialNeuronFixed(_SpikeCounters, _FixedNeuronTypes, _PyBitSerialNeuron):
+    u_acc: np.ndarray = FIXED_STATE
+    u_fire: np.ndarray = FIXED_STATE
 
 
 # ---- IF baseline -------------------------------------------------------------------------
@@ -275,30 +297,15 @@ class _PyIFNeuron(_Common):
 @implements(proc=IFNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyIFNeuronFloat(_PyIFNeuron):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    v: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+class PyIFNeuronFloat(_SpikeCounters, _FloatNeuronTypes, _PyIFNeuron):
+    v: np.ndarray = FLOAT_STATE
 
 
 @implements(proc=IFNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyIFNeuronFixed(_PyIFNeuron):
-    integer = True
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    codes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+class PyIFNeuronFixed(_SpikeCounters, _FixedNeuronTypes, _PyIFNeuron):
+    v: np.ndarray = FIXED_STATE
 
 
 # ---- output ------------------------------------------------------------------------------
@@ -317,7 +324,7 @@ class _PyOutputAccumulator(_Common):
                 self.u, clipped = dyn.output_add(self.u, a, self.bias, self.integer)
             self.overflows[0] += clipped
             self.add_ops(row, accumulate_step_ops(
-                self.neurons_per_sample(), p["shifted"] and p["shift_bits"] - t > 0))
+                self.neurons_per_sample(), p["shifted"] and dyn.shifts(p["shift_bits"], t)))
             if t == p["acc_steps"]:
                 self.logits[row] = self.u
                 out[...] = self.u
@@ -328,25 +335,15 @@ class _PyOutputAccumulator(_Common):
 @implements(proc=OutputAccumulator, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyOutputAccumulatorFloat(_PyOutputAccumulator):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.float64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.float64)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    u: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    logits: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+class PyOutputAccumulatorFloat(_FloatNeuronTypes, _PyOutputAccumulator):
+    u: np.ndarray = FLOAT_STATE
+    logits: np.ndarray = FLOAT_STATE
 
 
 @implements(proc=OutputAccumulator, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyOutputAccumulatorFixed(_PyOutputAccumulator):
-    integer = True
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    logits: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    overflows: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    ops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+class PyOutputAccumulatorFixed(_FixedNeuronTypes, _PyOutputAccumulator):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)  # the sums
+    u: np.ndarray = FIXED_STATE
+    logits: np.ndarray = COUNTER

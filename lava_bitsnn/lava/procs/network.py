@@ -72,7 +72,7 @@ class BitSerialNetwork(AbstractProcess):
         self.neuron = neuron
         self.batch_size = batch_size
         self.schedule: Schedule = build_schedule(network, neuron, time_steps, pipelined)
-        self.time_steps = time_steps or network.time_steps
+        self.time_steps = self.schedule.time_steps
         self.fan_outs = [[fan_out(s, network.layers[s.source].shape) for s in layer.synapses]
                          for layer in network.layers]
         self.inp = InPort(shape=(batch_size, *network.input_shape))
