@@ -230,9 +230,10 @@ def test_failed_run_stops_and_leaves_no_children(digits_net, digits_data):
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
 def test_signals_leave_no_process_and_no_shared_memory(digits_net, tmp_path, signum):
     """Ctrl-C (SIGINT to the process group), SIGTERM (what timeout and schedulers send) and
-    SIGHUP (a closed terminal) stop the run cleanly with one line and exit 128 + signal; SIGKILL of the parent alone
-    leaves it to the parent-death signal and the watchdog. Either way, within seconds no
-    process of the run is left and no shared-memory segment of it stays in /dev/shm."""
+    SIGHUP (a closed terminal) stop the run cleanly with one line and exit 128 + signal;
+    SIGKILL of the parent alone leaves it to the parent-death signal and the watchdog. Either
+    way, within seconds no process of the run is left and no shared-memory segment of it
+    stays in /dev/shm."""
     import os
     import signal
     import subprocess
