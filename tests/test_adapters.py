@@ -74,6 +74,20 @@ def test_levels_disagreeing_or_missing_and_unknown_activation():
         adapt_activations(nn.Sequential(fm.IF(0, 0)))
 
 
+def test_if_in_snn_mode_is_refused():
+    """IF with T > 0 is the reference code's SNN mode (a different forward): never converted as
+    if it were the ANN."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(fm.IF(4, 8)))
+    with pytest.raises(BitsnnError, match=r"^1\.0 \(IF\) has T=4, its SNN mode.*set T = 0"):
+        adapt_activations(model)
+    model[1][0].T = torch.tensor(2)
+    with pytest.raises(BitsnnError, match=r"^1\.0 \(IF\) has T=2"):
+        adapt_activations(model)
+    model[1][0].T = 0
+    _, found = adapt_activations(model)
+    assert [(a.path, a.family, a.levels) for a in found] == [("1.0", "if", 8)]
+
+
 def _foreign_net(seed: int, levels: list[int], channelwise: bool, family: str,
                  blocks: tuple[str, ...]) -> nn.Module:
     """A random QCFS net whose every activation is replaced by a foreign module with its own
@@ -161,3 +175,32 @@ def test_shared_activation_module_is_two_layers():
                           nn.Flatten(), nn.Linear(3 * 64, 5)).eval()
     net, codes = _check_exact(model, 1)
     assert [layer.name for layer in net.layers if layer.kind == "neuron"] == ["1", "1#2"]
+
+
+@pytest.mark.parametrize("size", [(1, None), (None, 1), (1, 2), 1])
+def test_adaptive_pool_other_than_global_is_exact(size):
+    """Only output size 1 / (1, 1) is a global pool; (1, None), (None, 1), ... are general
+    pools folded into the next Linear (not a k×k pool of the whole map)."""
+    gen = torch.Generator().manual_seed(1)
+    pool = nn.AdaptiveAvgPool2d(size)
+    out = pool(torch.zeros(1, 3, 8, 8))[0].numel()
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), QCFS(3, threshold=2.0), pool,
+                          nn.Flatten(), nn.Linear(out, 5)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    net, codes = _check_exact(model, 5)
+    syn = net.layers[-1].synapses[0]
+    if size == 1:
+        assert syn.pool == 8 and syn.weight.shape == (5, 3)
+    else:
+        assert syn.pool == 1 and syn.flatten and syn.weight.shape == (5, 3 * 8 * 8)
+    assert codes["1"].max() > 0
+
+
+def test_conv_after_non_global_adaptive_pool_is_refused():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), QCFS(3), nn.AdaptiveAvgPool2d((1, None)),
+                          nn.Conv2d(3, 4, 1), nn.Flatten(), nn.Linear(32, 5)).eval()
+    with pytest.raises(BitsnnError, match=r"^3: a convolution after an average pool .*"
+                                          r"non-global adaptive pool\) is not supported yet"):
+        convert_model(model, (1, 8, 8), [0.4], [0.3], [str(i) for i in range(5)])

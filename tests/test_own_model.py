@@ -161,3 +161,63 @@ def test_bad_inputs_give_one_line_errors(relu_digits, tmp_path):
                    "pass --maxpool avg", out)
     one_line_error(cli("export", str(relu_digits / "relu.pt"), "-o", str(out), *meta,
                        "--maxpool", "avg"), "replace ReLU with QCFS and fine-tune", out)
+
+
+class _Evil:
+    """Unpickling it creates a file: the stand-in for code run from a malicious model file."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_state_dict_file_is_never_unpickled_in_full(tmp_path, monkeypatch):
+    from lava_bitsnn.ann import model_io
+
+    sd = tmp_path / "sd.pt"
+    torch.save({"state_dict": fm.if_cnn(levels=8).state_dict()}, sd)
+    calls = []
+    load = torch.load
+    monkeypatch.setattr(model_io.torch, "load", lambda *a, **kw: calls.append(
+        kw["weights_only"]) or load(*a, **kw))
+    assert "state_dict" in model_io._load_file(sd, [])
+    assert calls == [True]
+    # a pickled module: weights_only first, then the full unpickling
+    whole = tmp_path / "whole.pt"
+    torch.save(fm.if_cnn(levels=8), whole)
+    calls.clear()
+    assert isinstance(model_io._load_file(whole, []), torch.nn.Module) and calls == [True, False]
+    # a state_dict with a smuggled object that runs code when unpickled: refused, nothing ran
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": fm.if_cnn(levels=8).state_dict(), "x": _Evil(marker)}, evil)
+    monkeypatch.undo()
+    out = tmp_path / "evil.net"
+    one_line_error(cli("export", str(evil), "-o", str(out), "--model",
+                       "tests.foreign_models:if_cnn", "--model-kwargs", '{"levels": 8}',
+                       "--dataset", "digits"),
+                   "holds pickled objects that are neither tensors nor an nn.Module "
+                   "(io.open): not unpickled", out)
+    assert not marker.exists()
+
+
+def test_maxpool_avg_outside_train_warns_that_it_is_not_your_model(tmp_path):
+    from lava_bitsnn.ann.qcfs import QCFS
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), QCFS(3, threshold=2.0),
+                                torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 4 * 4, 10)).eval()
+    path, net = tmp_path / "mp.pt", tmp_path / "mp.net"
+    torch.save(model, path)
+    flags = ["--dataset", "digits", "--maxpool", "avg"]
+    proc = cli("export", str(path), "-o", str(net), *flags)
+    assert proc.returncode == 0, proc.stderr
+    warning = ("warning: MaxPool2d swapped for AvgPool2d without fine-tuning at 2: this is no "
+               "longer your model")
+    assert warning in proc.stderr and f"bitsnn-train --from {path} --maxpool avg" in proc.stderr
+    assert warning not in proc.stdout
+    proc = _verify_ok(path, net, *flags)
+    assert warning in proc.stderr

@@ -8,7 +8,8 @@ Recognised families (docs/adapters.md):
   (1, C, 1, 1) / (1, C)) and, in the QCFS reference code v1, an int attribute ``t`` = L:
   ``clamp(floor((x/up)·t + ½)/t, 0, 1)·up`` (also the "SNN meets ANN" code);
 * ``if`` — class ``IF`` with a Parameter ``thresh`` and attributes ``L`` and ``T`` (QCFS
-  reference code v2; ``T == 0`` is its ANN mode, the one converted):
+  reference code v2; ``T == 0`` is its ANN mode, the one converted; ``T > 0``, its SNN
+  mode, is refused):
   ``floor(clamp(x/thresh, 0, 1)·L + ½)/L·thresh``.
 
 L comes from the module's own ``t``/``L``, else from ``levels`` (``--levels``); the two must
@@ -98,6 +99,12 @@ def _adapt(path: str, m: nn.Module, levels: int | None) -> tuple[QCFS, Activatio
         new.t = lv
         return new, Activation(path, "myfloor", lv, new.threshold.numel())
     if name == "IF" and isinstance(getattr(m, "thresh", None), nn.Parameter):
+        t = getattr(m, "T", 0)
+        if isinstance(t, torch.Tensor) and t.numel() == 1:
+            t = t.item()
+        if t is None or isinstance(t, bool) or not isinstance(t, (int, float)) or t != 0:
+            raise BitsnnError(f"{path} (IF) has T={t!r}, its SNN mode: only the ANN mode is "
+                              "converted; set T = 0 on every IF module before saving the model")
         lv = _own_levels(path, m, "L", levels, "if")
         new = QCFS(max_code=lv, threshold=_threshold(path, m, "thresh"), form="if")
         new.L, new.T = lv, 0  # converted as the ANN (T == 0)

@@ -71,6 +71,15 @@ class ModelSource:
     factory: dict[str, Any] | None = None  # {"model": "pkg.mod:fn", "kwargs": {...}}
     path: str = ""
 
+    def swap_warning(self) -> str | None:
+        """The line that says a ``--maxpool avg`` swap (not fine-tuned) is not the user's model."""
+        if not self.swapped_maxpool:
+            return None
+        return (f"warning: MaxPool2d swapped for AvgPool2d without fine-tuning at "
+                f"{', '.join(self.swapped_maxpool)}: this is no longer your model (its outputs "
+                "and accuracy differ from the original's); fine-tune it with bitsnn-train "
+                f"--from {self.path} --maxpool avg and convert that checkpoint instead")
+
     def digest(self) -> str:
         """SHA-256 of what defines the model (checkpoints: ``model_digest``)."""
         if self.checkpoint is not None:
@@ -89,7 +98,11 @@ class ModelSource:
 
 def add_model_args(p: argparse.ArgumentParser, dataset_flag: bool = True) -> None:
     """The flags of the model forms (b)–(d) and of the adapters."""
-    g = p.add_argument_group("your own model (pickled nn.Module or state_dict)")
+    g = p.add_argument_group(
+        "your own model (pickled nn.Module or state_dict)",
+        "A state_dict is read with torch.load(weights_only=True). Loading a pickled nn.Module "
+        "executes code from the file, as with any torch.save(model): load only files you "
+        "trust.")
     g.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import this module first (repeatable) so pickled classes resolve")
     g.add_argument("--model", metavar="PKG.MODULE:FACTORY",
@@ -105,7 +118,9 @@ def add_model_args(p: argparse.ArgumentParser, dataset_flag: bool = True) -> Non
     g.add_argument("--levels", type=int, metavar="L",
                    help="QCFS levels L (codes 0..L) for activations that do not store it")
     g.add_argument("--maxpool", choices=MAXPOOL_POLICIES, default="refuse",
-                   help="MaxPool2d: refuse (default) or avg (swap for AvgPool2d)")
+                   help="MaxPool2d: refuse (default) or avg (swap for AvgPool2d; outside "
+                        "bitsnn-train --from the swapped model is not fine-tuned and differs "
+                        "from yours: a warning says so)")
     if dataset_flag:
         g.add_argument("--dataset", metavar="NAME",
                        help="take normalisation, input shape and class names from this dataset")
@@ -171,9 +186,106 @@ def _pickle_module(imported: list[types.ModuleType]) -> types.ModuleType:
     return mod
 
 
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
+               "BINSTRING", "STRING"}
+
+
+def _pickle_globals(path: Path) -> list[tuple[str, str]] | None:
+    """(module, name) of every class or function the file's pickles name, read with
+    ``pickletools`` (nothing is unpickled); None when that cannot be told."""
+    import io
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):  # torch.save: <archive>/data.pkl beside the storages
+            with zipfile.ZipFile(path) as z:
+                streams = [io.BytesIO(z.read(n)) for n in z.namelist()
+                           if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not streams:
+                return None
+        else:  # legacy format: magic, protocol, sys info, the object, storage keys, raw data
+            data = io.BytesIO(path.read_bytes())
+            streams = [data] * 5
+        found: list[tuple[str, str]] = []
+        for stream in streams:
+            pushed: list[Any] = []  # values pushed by the latest opcodes (None: not a string)
+            memo: dict[int, Any] = {}
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name == "GLOBAL":
+                    module, _, name = str(arg).partition(" ")
+                    found.append((module, name))
+                elif op.name == "STACK_GLOBAL":
+                    if len(pushed) < 2 or not all(isinstance(v, str) for v in pushed[-2:]):
+                        return None
+                    found.append((pushed[-2], pushed[-1]))
+                elif op.name in _STRING_OPS:
+                    pushed.append(arg if isinstance(arg, str) else bytes(arg).decode("latin-1"))
+                elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[arg] = pushed[-1] if pushed else None
+                elif op.name == "MEMOIZE":
+                    memo[len(memo)] = pushed[-1] if pushed else None
+                elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+                    pushed.append(memo.get(arg))
+                else:
+                    pushed.append(None)
+                del pushed[:-2]
+        return found
+    except Exception:  # noqa: BLE001 - a damaged or foreign file: cannot be told
+        return None
+
+
+def _resolve(module: str, name: str, imported: list[types.ModuleType]) -> Any:
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except Exception:  # noqa: BLE001 - not importable here: maybe in an --import module
+        for mod in imported:
+            if isinstance(getattr(mod, name, None), type):
+                return getattr(mod, name)
+        return None
+
+
+def _check_pickled_module(path: Path, imported: list[types.ModuleType]) -> None:
+    """A file that ``weights_only`` refuses is unpickled only when it holds an ``nn.Module``
+    (which runs code from the file, as any ``torch.load`` of ``torch.save(model)`` does)."""
+    names = _pickle_globals(path)
+    if names is None:
+        raise BitsnnError(f"{path} is not a readable checkpoint (UnpicklingError)")
+    modules, missing, other = [], [], []
+    for module, name in dict.fromkeys(names):
+        module = {"__builtin__": "builtins"}.get(module, module)  # pickle protocol 2 names
+        obj = _resolve(module, name, imported)
+        if obj is None:
+            missing.append(f"{module}.{name}")
+        elif isinstance(obj, type) and issubclass(obj, nn.Module):
+            modules.append(obj)
+        elif not (module == "collections" or module.split(".")[0] == "torch"):
+            other.append(f"{module}.{name}")
+    if modules:
+        return
+    if missing:
+        raise BitsnnError(f"{path}: a class of the pickled model cannot be imported "
+                          f"({missing[0]}); pass --import MODULE for the module that defines it")
+    raise BitsnnError(f"{path} holds pickled objects that are neither tensors nor an nn.Module "
+                      f"({', '.join(other[:3]) or 'unknown'}): not unpickled, since that would run "
+                      "code from the file; save model.state_dict() or the model itself")
+
+
 def _load_file(path: Path, imported: list[types.ModuleType]) -> Any:
+    """``torch.load`` with ``weights_only=True`` (a state_dict or a checkpoint of plain data);
+    a pickled ``nn.Module`` only after ``_check_pickled_module``, unpickled in full."""
     if not path.is_file():
         raise BitsnnError(f"model file {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # the file names classes or functions: a pickled module, or refused below
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        raise BitsnnError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+    _check_pickled_module(path, imported)
     try:
         return torch.load(path, map_location="cpu", weights_only=False,
                           pickle_module=_pickle_module(imported))
@@ -342,7 +454,7 @@ def load_source(path: str | Path, args: argparse.Namespace, dataset: Any | None 
             raise BitsnnError(f"{first} (MaxPool2d): max-pooling has no exact spiking form; "
                               "pass --maxpool avg to swap it for AvgPool2d (then fine-tune "
                               "with bitsnn-train --from)")
-        swapped = swap_maxpool(model)
+        swapped = swap_maxpool(model)  # the CLIs print swap_warning()
     return ModelSource(model, kind, description, tuple(meta["input_shape"]),
                        [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]],
                        list(meta.get("class_names") or []), meta["dataset"], found, swapped,

@@ -69,12 +69,12 @@ class QCFS(nn.Module):
         super().__init__()
         if max_code is None:
             self.bits = check_bits(4 if bits is None else bits)
-            self.levels = (1 << self.bits) - 1
+            self.max_code = (1 << self.bits) - 1
         else:
             need = bits_for_levels(max_code)
             if bits is not None and check_bits(bits) != need:
                 raise ValueError(f"{max_code} levels need {need} bits, not {bits}")
-            self.bits, self.levels = need, int(max_code)
+            self.bits, self.max_code = need, int(max_code)
         if form not in FORMS:
             raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
         self.form = form
@@ -87,9 +87,10 @@ class QCFS(nn.Module):
         self.last_input: torch.Tensor | None = None
         self.records: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def __setstate__(self, state: dict) -> None:  # modules pickled before max_code existed
+    def __setstate__(self, state: dict) -> None:  # modules pickled by older versions
         super().__setstate__(state)
-        self.__dict__.setdefault("levels", (1 << self.bits) - 1)
+        # before max_code: no attribute (K = 2^b − 1), then one named ``levels``
+        self.__dict__.setdefault("max_code", self.__dict__.pop("levels", (1 << self.bits) - 1))
         self.__dict__.setdefault("form", "qcfs")
         self.__dict__.setdefault("records", [])
 
@@ -99,11 +100,6 @@ class QCFS(nn.Module):
         if name in ("up", "thresh") and self.__dict__.get("form", "qcfs") != "qcfs":
             name = "threshold"
         return super().__getattr__(name)
-
-    @property
-    def max_code(self) -> int:
-        """The largest code ``K`` (``2^b − 1`` unless set)."""
-        return self.levels
 
     @property
     def channelwise(self) -> bool:
@@ -146,7 +142,7 @@ class QCFS(nn.Module):
     def extra_repr(self) -> str:
         t = self.threshold.detach().flatten()
         lam = f"{float(t[0]):.4g}" if t.numel() == 1 else f"per-channel ({t.numel()})"
-        levels = "" if self.levels == (1 << self.bits) - 1 else f", max_code={self.levels}"
+        levels = "" if self.max_code == (1 << self.bits) - 1 else f", max_code={self.max_code}"
         form = "" if self.form == "qcfs" else f", form={self.form}"
         return f"bits={self.bits}{levels}, threshold={lam}{form}"
 

@@ -61,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bitsnn-export", description=__doc__.split("``: ")[1])
     p.add_argument("checkpoint", metavar="MODEL",
                    help="model.pt: a bitsnn-train checkpoint, a pickled nn.Module or a "
-                        "state_dict (with --model)")
+                        "state_dict (with --model); a state_dict is loaded with "
+                        "weights_only=True, a pickled module executes code from the file")
     p.add_argument("-o", "--output", required=True, help="netx file to write (.net)")
     p.add_argument("--time-steps", type=int, help="T per layer, 1..b (default b)")
     p.add_argument("--input-encoding", choices=ENCODINGS, default="bit-serial")
@@ -84,10 +85,15 @@ def dataset_loader(args: argparse.Namespace):
     return load
 
 
-def describe_source(source) -> list[str]:
+def describe_source(source, warn: bool = True) -> list[str]:
+    """What was loaded; with ``warn`` also the ``--maxpool avg`` warning (``bitsnn-verify``
+    prints these lines on stderr)."""
     from lava_bitsnn.ann.adapters import describe
 
-    return [f"model: {source.description} from {source.path}", describe(source.activations)]
+    lines = [f"model: {source.description} from {source.path}", describe(source.activations)]
+    if warn and source.swap_warning():
+        lines.append(source.swap_warning())
+    return lines
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -100,9 +106,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.lava_dl_cuba:
         check_writable(args.lava_dl_cuba)
     source = load_source(args.checkpoint, args, dataset_loader(args))
-    for line in describe_source(source):
+    for line in describe_source(source, warn=False):
         print(line)
     net = convert_source(source, args.time_steps, args.input_encoding)
+    if source.swap_warning():  # on stderr, once the swapped model converts
+        print(f"bitsnn-export: {source.swap_warning()}", file=sys.stderr)
     if args.lava_dl_cuba:
         write_lava_dl_cuba(net, args.lava_dl_cuba)
     write_network(net, args.output)

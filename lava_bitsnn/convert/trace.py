@@ -265,7 +265,7 @@ def _simple_pool(m: nn.Module, h: int, w: int) -> int:
     """k when ``m`` is a k×k average pool with stride k that tiles the map, else 0."""
     if isinstance(m, nn.AdaptiveAvgPool2d):
         size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
-        return h if tuple(size) in ((1, 1), (1, None), (None, 1)) and h == w else 0
+        return h if tuple(size) == (1, 1) and h == w else 0
     kernel = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
     stride = m.stride if m.stride is not None else kernel
     stride = stride if isinstance(stride, tuple) else (stride,) * 2
