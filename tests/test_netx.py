@@ -194,3 +194,36 @@ def test_saturation_is_an_error_unless_allowed(digits_net, digits_data):
     args.allow_saturation = True
     _, counts, _, _ = simulate(net, args, x, progress=False)
     assert counts[1].overflows > 0
+
+
+def test_compact_file_without_float_weights(digits_net, digits_data, tmp_path):
+    """--no-float-weights: the float64 copies go, the fixed-point network stays bit-identical,
+    the float engines refuse in one line, and the file is about 1.5 bytes per weight."""
+    import os
+
+    from lava_bitsnn.lava.runner import LavaRunner
+    from lava_bitsnn.reference import ReferenceEngine
+    from tests.cli_helpers import cli, one_line_error
+
+    full, compact = tmp_path / "full.net", tmp_path / "compact.net"
+    write_network(digits_net, full)
+    write_network(digits_net, compact, float_weights=False)
+    with h5py.File(compact) as f:
+        assert f.attrs["float_weights"] == 0 and "weight_float" not in f["layer/2"]
+        assert np.issubdtype(f["layer/2/weight"].dtype, np.integer)  # lava-dl's field, as ints
+    back = read_network(compact)
+    assert not back.has_float_weights
+    x = digits_data.test.images[:20]
+    a = ReferenceEngine(read_network(full), "fixed").run_batch(x)
+    b = ReferenceEngine(back, "fixed").run_batch(x)
+    np.testing.assert_array_equal(a.logits, b.logits)
+    weights = sum(s.weight_int.size for layer in back.layers for s in layer.synapses)
+    assert os.path.getsize(compact) < os.path.getsize(full) / 3
+    print(f"bytes per weight: {os.path.getsize(full) / weights:.2f} with float weights, "
+          f"{os.path.getsize(compact) / weights:.2f} without")
+    with pytest.raises(ValueError, match="no-float-weights"):
+        ReferenceEngine(back, "float")
+    with pytest.raises(BitsnnError, match="no-float-weights"):
+        LavaRunner(back, "float")
+    proc = cli("run", str(compact), "--precision", "float", "--dataset", "digits")
+    one_line_error(proc, "fixed point only")

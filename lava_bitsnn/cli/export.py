@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lava_bitsnn.cli.common import run_cli
@@ -66,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="netx file to write (.net)")
     p.add_argument("--time-steps", type=int, help="T per layer, 1..b (default b)")
     p.add_argument("--input-encoding", choices=ENCODINGS, default="bit-serial")
+    p.add_argument("--no-float-weights", action="store_true",
+                   help="leave out the float64 weights and biases (most of the file): about "
+                        "1 byte per weight; the file then runs in fixed point only")
     p.add_argument("--lava-dl-cuba", metavar="FILE",
                    help="also write a plain lava-dl netx file with CUBA (IF) neurons")
     add_model_args(p)
@@ -113,13 +117,15 @@ def _main(args: argparse.Namespace) -> int:
         print(f"bitsnn-export: {source.swap_warning()}", file=sys.stderr)
     if args.lava_dl_cuba:
         write_lava_dl_cuba(net, args.lava_dl_cuba)
-    write_network(net, args.output)
+    write_network(net, args.output, float_weights=not args.no_float_weights)
     print(summary(net))
     print(folded(source, net))
     bits = sorted({layer.bits for layer in net.layers if layer.kind == "neuron"})
     b = f"b={net.bits}" if len(bits) == 1 else f"b={','.join(map(str, bits))} per layer"
+    weights = sum(s.weight_int.size for layer in net.layers for s in layer.synapses)
     print(f"{len(net.layers) - 1} layers, {b}, T={net.time_steps}, "
-          f"{net.encoding} input -> {args.output}")
+          f"{net.encoding} input -> {args.output} ({os.path.getsize(args.output) / weights:.2f} "
+          f"bytes per weight{'' if not args.no_float_weights else ', fixed point only'})")
     return 0
 
 

@@ -57,6 +57,9 @@ def _main(args: argparse.Namespace) -> int:
         check_writable(args.json)
     source = load_source(args.checkpoint, args, dataset_loader(args))
     net = read_network(args.network)
+    if not net.has_float_weights:
+        raise BitsnnError(f"{args.network} was exported with --no-float-weights; bitsnn-verify "
+                          "also checks the float path, so it needs a file with float weights")
     if net.meta.get("source_model_sha256") not in (None, source.digest()):
         raise BitsnnError(f"{args.network} was not exported from {args.checkpoint} "
                           "(model hash differs)")

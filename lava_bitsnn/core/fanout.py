@@ -16,7 +16,8 @@ def _valid(n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.
 
 
 def fan_out(syn: Synapse, source_shape: tuple[int, ...]) -> np.ndarray:
-    mask = (np.asarray(syn.weight) != 0).astype(np.int64)
+    weight = syn.weight if syn.weight is not None else syn.weight_int  # fixed-point-only files
+    mask = (np.asarray(weight) != 0).astype(np.int64)
     shape = tuple(source_shape)
     if syn.pool > 1:
         shape = (shape[0], shape[1] // syn.pool, shape[2] // syn.pool)

@@ -38,7 +38,8 @@ def conv_output_size(n: int, kernel: int, stride: int, padding: int) -> int:
 class Synapse:
     source: int
     kind: str  # "conv" | "dense"
-    weight: np.ndarray  # float64, OIHW (conv) or OI (dense), per unit of source code
+    weight: np.ndarray | None  # float64, OIHW (conv) or OI (dense), per unit of source code;
+    # None in a file written without float weights (fixed point only)
     stride: int = 1
     padding: int = 0
     groups: int = 1
@@ -78,7 +79,9 @@ class Layer:
 
     def bias_full(self, integer: bool) -> np.ndarray:
         b = self.bias_int if integer else self.bias
-        assert b is not None
+        if b is None:
+            raise ValueError(f"layer {self.name} has no {'integer' if integer else 'float'} "
+                             "bias")
         return b.reshape(b.shape + (1,) * (len(self.shape) - b.ndim))
 
 
@@ -103,3 +106,13 @@ class Network:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.layers[0].shape
+
+    @property
+    def has_float_weights(self) -> bool:
+        return all(s.weight is not None for layer in self.layers for s in layer.synapses)
+
+    def require_float_weights(self) -> None:
+        """ValueError for a network written without float weights (``--no-float-weights``)."""
+        if not self.has_float_weights:
+            raise ValueError("this network was exported with --no-float-weights: it runs in "
+                             "fixed point only (--precision fixed)")

@@ -72,6 +72,8 @@ class LavaRunner:
         if batch_size < 1:
             raise BitsnnError("batch size must be at least 1")
         try:
+            if precision == "float":
+                self.net.require_float_weights()
             self.schedule = build_schedule(self.net, neuron, time_steps, pipelined)
         except ValueError as exc:
             raise BitsnnError(str(exc)) from None

@@ -42,6 +42,7 @@ from lava_bitsnn.netx.schema import (
 class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.float_weights = True  # the file carries weight_float / bias_float
 
     def fail(self, where: str, what: str) -> BitsnnError:
         return BitsnnError(f"{self.path}: {where}: {what}")
@@ -75,9 +76,12 @@ class _Reader:
         if source >= n_layers:
             raise self.fail(where, f"source {source} is not an earlier layer")
         weight_int = self.array(group, "weight", where, integer=True)
-        weight = self.array(group, "weight_float", where, integer=False)
-        if weight.shape != weight_int.shape or weight.ndim != (4 if kind == "conv" else 2):
-            raise self.fail(where, f"weight shapes {weight_int.shape}/{weight.shape} do not fit "
+        weight = self.array(group, "weight_float", where, integer=False) \
+            if self.float_weights else None
+        if weight_int.ndim != (4 if kind == "conv" else 2) or (
+                weight is not None and weight.shape != weight_int.shape):
+            raise self.fail(where, f"weight shapes {weight_int.shape}/"
+                                   f"{None if weight is None else weight.shape} do not fit "
                                    f"a {kind} synapse")
         conv = {}
         if kind == "conv":
@@ -120,7 +124,8 @@ class _Reader:
         layer = Layer(name, "neuron" if ntype == HIDDEN_NEURON else "output", shape,
                       self.integer(neuron, "bits", where),
                       float(self.get(neuron, "step", where)), synapses,
-                      self.array(neuron, "bias_float", where, integer=False),
+                      self.array(neuron, "bias_float", where, integer=False)
+                      if self.float_weights else None,
                       self.integer(neuron, "threshold_unit", where, 1),
                       self.array(group, "bias", where, integer=True),
                       self.integer(neuron, "acc_bound", where))
@@ -139,7 +144,7 @@ class _Reader:
         d = layer.threshold_unit
         if d & (d - 1):
             raise self.fail(where, f"threshold_unit {d} is not a power of two")
-        if layer.bias_int.shape != layer.bias.shape:
+        if layer.bias is not None and layer.bias_int.shape != layer.bias.shape:
             raise self.fail(where, "bias and bias_float shapes differ")
         return layer
 
@@ -153,7 +158,7 @@ def synapse_output_shape(syn: Synapse, source_shape: tuple[int, ...]) -> tuple[i
         shape = (shape[0], shape[1] // syn.pool, shape[2] // syn.pool)
     if syn.flatten:
         shape = (int(np.prod(shape)),)
-    w = syn.weight
+    w = syn.weight_int
     if syn.kind == "dense":
         if len(shape) != 1 or w.shape[1] != shape[0]:
             raise ValueError(f"dense weight {w.shape} does not take input {shape}")
@@ -178,9 +183,9 @@ def _check_shapes(net: Network, reader: _Reader) -> None:
             if out != layer.shape:
                 raise reader.fail(f"layer {i}", f"synapse from layer {syn.source} gives shape "
                                   f"{out}, layer declares {layer.shape}")
-            if layer.bias is not None and layer.bias.shape not in (layer.shape[:1], layer.shape):
-                raise reader.fail(f"layer {i}", f"bias shape {layer.bias.shape} fits neither "
-                                  f"channels nor {layer.shape}")
+            if layer.bias_int.shape not in (layer.shape[:1], layer.shape):
+                raise reader.fail(f"layer {i}", f"bias shape {layer.bias_int.shape} fits "
+                                  f"neither channels nor {layer.shape}")
     if net.layers[-1].kind != "output" or any(x.kind == "output" for x in net.layers[:-1]):
         raise reader.fail("layers", "exactly the last layer must be the output accumulator")
 
@@ -248,6 +253,7 @@ def read_network(path: str | Path) -> Network:
             raise reader.fail("file", "layer names must be 0..N-1") from None
         if keys != [str(i) for i in range(len(keys))]:
             raise reader.fail("file", "layer names must be 0..N-1")
+        reader.float_weights = bool(f.attrs.get("float_weights", 1))
         layers = [reader.layer(f["layer"][k], int(k), encoding) for k in keys]
         most = max((layer.bits for layer in layers if layer.kind == "neuron"), default=0)
         bits, time_steps = (_file_int(f, key, reader) for key in ("bits", "time_steps"))

@@ -9,6 +9,7 @@ OUTPUT_NEURON = "ACCUMULATOR"
 
 FILE_ATTRS = ("format", "format_version", "bits", "time_steps", "encoding", "class_names",
               "normalisation", "meta")
-SYNAPSE_KEYS = ("type", "weight", "weight_float", "weight_exp", "source", "pool", "flatten")
+SYNAPSE_KEYS = ("type", "weight", "weight_exp", "source", "pool", "flatten")
 CONV_KEYS = ("stride", "padding", "dilation", "groups")
-NEURON_KEYS = ("type", "bits", "step", "threshold_unit", "bias_float", "acc_bound")
+NEURON_KEYS = ("type", "bits", "step", "threshold_unit", "acc_bound")
+FLOAT_KEYS = ("weight_float", "bias_float")  # absent where the file attribute float_weights is 0

@@ -22,15 +22,22 @@ from lava_bitsnn.netx.schema import (
 
 
 def _array(group: h5py.Group, key: str, value: np.ndarray, dtype) -> None:
-    """Arrays are stored compressed; integer weights as int32 (mantissa · 2**exp fits)."""
+    """Arrays are stored compressed (gzip level 9, byte shuffle)."""
     group.create_dataset(key, data=np.asarray(value, dtype=dtype), compression="gzip",
-                         shuffle=True)
+                         compression_opts=9, shuffle=True)
 
 
-def _write_synapse(group: h5py.Group, syn: Synapse) -> None:
+def _smallest_int(value: np.ndarray):
+    """int16 where the integers fit (8-bit mantissas times 2^exp ≤ 2^7 do), else int32."""
+    big = int(np.abs(value).max(initial=0))
+    return np.int16 if big < 1 << 15 else np.int32
+
+
+def _write_synapse(group: h5py.Group, syn: Synapse, float_weights: bool) -> None:
     group["type"] = syn.kind
-    _array(group, "weight", syn.weight_int, np.int32)
-    _array(group, "weight_float", syn.weight, np.float64)
+    _array(group, "weight", syn.weight_int, _smallest_int(syn.weight_int))
+    if float_weights:
+        _array(group, "weight_float", syn.weight, np.float64)
     group["weight_exp"] = syn.weight_exp
     group["source"] = syn.source
     group["pool"] = syn.pool
@@ -42,7 +49,7 @@ def _write_synapse(group: h5py.Group, syn: Synapse) -> None:
         group["groups"] = syn.groups
 
 
-def _write_layer(group: h5py.Group, layer: Layer, net: Network) -> None:
+def _write_layer(group: h5py.Group, layer: Layer, net: Network, float_weights: bool) -> None:
     group.attrs["name"] = layer.name
     group["shape"] = np.asarray(layer.shape, dtype=np.int64)
     neuron = group.create_group("neuron")
@@ -51,21 +58,26 @@ def _write_layer(group: h5py.Group, layer: Layer, net: Network) -> None:
         neuron["type"] = INPUT_NEURON[net.encoding]
         neuron["bits"] = layer.bits
         return
-    _write_synapse(group, layer.synapses[0])
+    _write_synapse(group, layer.synapses[0], float_weights)
     for k, syn in enumerate(layer.synapses[1:]):
-        _write_synapse(group.create_group(f"skip/{k}"), syn)
-    _array(group, "bias", layer.bias_int, np.int64)
+        _write_synapse(group.create_group(f"skip/{k}"), syn, float_weights)
+    _array(group, "bias", layer.bias_int, np.int32)  # 24-bit values
     neuron["type"] = HIDDEN_NEURON if layer.kind == "neuron" else OUTPUT_NEURON
     neuron["bits"] = layer.bits
     neuron["step"] = layer.step
     neuron["threshold_unit"] = layer.threshold_unit
-    _array(neuron, "bias_float", layer.bias, np.float64)
+    if float_weights:
+        _array(neuron, "bias_float", layer.bias, np.float64)
     neuron["acc_bound"] = layer.acc_bound
     if layer.kind == "neuron":
         neuron["max_code"] = layer.max_code
 
 
-def write_network(net: Network, path: str | Path) -> None:
+def write_network(net: Network, path: str | Path, float_weights: bool = True) -> None:
+    """``float_weights=False`` leaves out the float64 copies of the weights and biases (most of
+    a file's bytes): such a file runs in fixed point only."""
+    float_weights = float_weights and net.has_float_weights
+
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -76,8 +88,9 @@ def write_network(net: Network, path: str | Path) -> None:
             f.attrs["class_names"] = json.dumps(net.class_names)
             f.attrs["normalisation"] = json.dumps(net.normalisation)
             f.attrs["meta"] = json.dumps(net.meta)
+            f.attrs["float_weights"] = int(float_weights)
             for i, layer in enumerate(net.layers):
-                _write_layer(f.create_group(f"layer/{i}"), layer, net)
+                _write_layer(f.create_group(f"layer/{i}"), layer, net, float_weights)
 
     atomic_write(path, write)
 

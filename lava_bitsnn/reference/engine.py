@@ -117,6 +117,8 @@ class ReferenceEngine:
             raise ValueError("the fused path is exact only for the bit-serial neuron in fixed "
                              "point, not ablated, where no accumulator can clip")
         integer = precision == "fixed"
+        if not integer:
+            net.require_float_weights()
         self._weights = [[torch.from_numpy((s.weight_int if integer else s.weight)
                                            .astype(np.float64)) for s in layer.synapses]
                          for layer in net.layers]

@@ -65,6 +65,8 @@ class BitSerialNetwork(AbstractProcess):
                          periods=periods)
         if precision not in ("fixed", "float"):
             raise ValueError("precision must be fixed or float")
+        if precision == "float":
+            network.require_float_weights()
         if record and not periods:
             raise ValueError("record needs periods > 0 (one row of codes per batch)")
         self.network = network
