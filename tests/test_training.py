@@ -146,3 +146,33 @@ def test_cli_trains_and_prints_accuracy(tmp_path):
                 "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy" in proc.stdout and out.is_file()
+
+
+def test_torchrun_two_processes_on_digits(tmp_path, digits_checkpoint):
+    """DDP on the CPU (gloo): ``torchrun --nproc_per_node 2`` trains digits with each rank on
+    a strided half of every epoch; rank 0 writes a checkpoint that loads, exports and verifies,
+    within 5 pp of the single-process run (359 test images: 5 pp = 18 images)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lava_bitsnn.ann.checkpoint import load_checkpoint
+    from tests.cli_helpers import cli
+
+    out = tmp_path / "ddp.pt"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m",
+                           "lava_bitsnn.cli.train", "--arch", "mnist-cnn", "--dataset",
+                           "digits", "--epochs", "4", "--batch-size", "32", "--lr", "0.05",
+                           "--quiet", "-o", str(out)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("checkpoint written") == 1  # rank 0 only
+    ddp = load_checkpoint(out)["test_accuracy"]
+    single = load_checkpoint(digits_checkpoint)["test_accuracy"]
+    assert abs(ddp - single) <= 0.05, (ddp, single)
+    net = tmp_path / "ddp.net"
+    assert cli("export", str(out), "-o", str(net)).returncode == 0
+    verify = cli("verify", str(out), str(net), "--dataset", "digits", "--lava-samples", "0")
+    assert verify.returncode == 0, verify.stdout[-2000:]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lava_bitsnn.ann.data import DATASETS, load_dataset
@@ -134,6 +135,8 @@ def _main(args: argparse.Namespace) -> int:
     if data.resized:
         print(f"{data.name}: images {data.resized}")
     ckpt = train(cfg, data, args.output, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")):  # under torchrun only rank 0 evaluates and writes
+        return 0
     last = ckpt["log"][-1] if ckpt["log"] else {}
     print(f"test accuracy {100 * last.get('test_accuracy', float('nan')):.2f}%  "
           f"({len(data.test.labels)} {data.name} test images, {cfg.bits}-bit QCFS, "
