@@ -25,7 +25,7 @@ def _random_bn(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def _check(model: nn.Module, shape: tuple[int, int, int], bits: int = 3):
+def _check(model: nn.Module, shape: tuple[int, int, int], bits: int = 3, lava: bool = False):
     from lava_bitsnn.ann.data import normalise
 
     torch.manual_seed(0)
@@ -42,6 +42,15 @@ def _check(model: nn.Module, shape: tuple[int, int, int], bits: int = 3):
     codes = ann_trace(model, pixels, mean, std).codes
     last = [layer.name for layer in net.layers if layer.kind == "neuron"][-1]
     assert codes[last].max() > 0  # the signal reaches the last hidden layer
+    if lava:  # the converted network as Lava processes, fixed point, equal to the reference
+        from lava_bitsnn.lava.runner import LavaRunner
+        from lava_bitsnn.reference import ReferenceEngine
+
+        result = LavaRunner(net, "fixed", batch_size=2).run_dataset(pixels, record=True)
+        ref = ReferenceEngine(net, "fixed", fused=False).run_batch(pixels)
+        for i in range(1, len(net.layers) - 1):
+            np.testing.assert_array_equal(result.codes[i], ref.codes[i], err_msg=net.layers[i].name)
+        np.testing.assert_array_equal(result.logits, ref.logits)
     return net
 
 
@@ -49,7 +58,7 @@ def test_resnet18_cifar_stem():
     model = torchvision.models.resnet18(num_classes=10)
     model.conv1 = nn.Conv2d(1, 64, 3, 1, 1, bias=False)  # the usual 1-channel 3×3 stem
     model.maxpool = nn.Identity()
-    net = _check(model, (1, 32, 32))
+    net = _check(model, (1, 32, 32), lava=True)
     names = [layer.name for layer in net.layers]
     assert "layer1.0.relu#2" in names  # torchvision reuses one ReLU twice per block
     assert sum(len(layer.synapses) == 2 for layer in net.layers) == 8  # 8 residual adds
@@ -58,14 +67,15 @@ def test_resnet18_cifar_stem():
 def test_vgg11_bn():
     # at 32×32 the features end at 1×1; torchvision's AdaptiveAvgPool2d((7, 7)) replicates it,
     # folded into the first classifier Linear
-    net = _check(torchvision.models.vgg11_bn(num_classes=10), (3, 32, 32))
+    net = _check(torchvision.models.vgg11_bn(num_classes=10), (3, 32, 32), lava=True)
     syn = net.layers[-3].synapses[0]  # classifier.1 reads the 512×2×2 map of features.27,
     assert syn.weight.shape == (4096, 512 * 2 * 2) and syn.pool == 1 and syn.flatten
     # (the last 2×2 pool and the 1×1 → 7×7 replication are both inside its weights)
 
 
 def test_mobilenet_v2():
-    net = _check(torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.5), (3, 32, 32))
+    net = _check(torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.5), (3, 32, 32),
+                 lava=True)
     assert max(len(layer.synapses) for layer in net.layers) >= 2  # composed residual sums
 
 
