@@ -14,7 +14,12 @@ from lava_bitsnn.core.counts import NEURON_OPS
 from lava_bitsnn.core.ir import Layer, Network, Synapse
 from lava_bitsnn.energy import PRESETS, energy_report, load_preset, validate_report
 from lava_bitsnn.energy.memory import word_pj
-from lava_bitsnn.energy.neurobench import input_events, neurobench_metrics
+from lava_bitsnn.energy.neurobench import (
+    evaluate_with_events,
+    footprint,
+    input_events,
+    neurobench_metrics,
+)
 from lava_bitsnn.energy.presets import ANN_OPS, MEMORY_45NM, MEMORY_KEYS, QANN_B_OPS, SNN_OPS
 from lava_bitsnn.energy.report import format_table, to_csv
 from lava_bitsnn.errors import BitsnnError
@@ -202,7 +207,8 @@ def test_memory_levels_by_size():
 def test_neurobench_metrics_by_hand():
     """Strided conv with integer output weights of which row 0 is zero (the float weights,
     which decide the fan-outs of synops, stay 1): footprint 42 weights × 1 B + 5 biases × 4 B
-    + 11 membranes × 4 B = 106 B; 8 zero weights of 42; 4 spikes in 8 neurons × 2 steps;
+    + (8 hidden bit-serial neurons × 2 membranes + 3 output accumulators) × 4 B
+    = 42 + 20 + 19 × 4 = 138 B; 8 zero weights of 42; 4 spikes in 8 neurons × 2 steps;
     Dense 50 × 8 + 24 × 2 steps = 448; Effective_ACs: 8 + 1 input spikes reach 2 and 8
     neurons (24), 4 hidden spikes reach 2 non-zero weights each (8)."""
     net = strided_conv_net()
@@ -211,11 +217,66 @@ def test_neurobench_metrics_by_hand():
     net.layers[2].synapses[0].weight_int = w
     _, report = _report(net, _image((1, 4, 4), {(0, 0, 0): 255, (0, 1, 1): 1}), "cmos45nm")
     assert report["neurobench"] == {
-        "footprint": 106, "connection_sparsity": pytest.approx(8 / 42),
+        "footprint": 138, "connection_sparsity": pytest.approx(8 / 42),
         "activation_sparsity": pytest.approx(0.75),
         "synaptic_operations": {"Dense": 448.0, "Effective_MACs": 0.0, "Effective_ACs": 32.0}}
     assert report["layers"][1]["counts"]["synops"] == 12  # synops: the float fan-out
-    assert "NeuroBench: footprint 106 B" in format_table(report)
+    assert "NeuroBench: footprint 138 B" in format_table(report)
+    assert footprint(net, "if") == 42 + 20 + 11 * 4  # IF: one membrane per neuron
+
+
+def mixed_bits_net() -> Network:
+    """1×2×2 input → dense A, 2 neurons, b = 1, D = 128 → dense B, 3 neurons, b = 3, D = 1 →
+    output, 3 neurons, with synapses from B (b = 3) and, residual, from A (b = 1); all
+    weights 1. The file's T = 3 > A's b."""
+    a = _synapse(0, "dense", np.ones((2, 4)), flatten=True)
+    b = _synapse(1, "dense", np.ones((3, 2)))
+    out = _layer("out", "output", (3,), 0, _synapse(2, "dense", np.ones((3, 3))), 1)
+    out.synapses.append(_synapse(1, "dense", np.ones((3, 2))))
+    return _net([Layer("in", "input", (1, 2, 2), 8), _layer("A", "neuron", (2,), 1, a, 128),
+                 _layer("B", "neuron", (3,), 3, b, 1), out], bits=3)
+
+
+def test_neurobench_mixed_bits_and_residual_by_hand():
+    """Pixel (0,0,0) = 255, the rest 0: 8 input spikes. A: u = 255 → code min(⌊255/128⌋, 1)
+    = 1, one spike per neuron in its T_A = min(3, 1) = 1 fire step. B: u = 1 + 1 = 2 → code
+    0b010, one spike per neuron in T_B = 3 steps.
+    Events: input [8, 0, 0, 0], A [1, 1], B [1, 1, 1].
+    Effective_ACs: 8 × 2 (pixel → A) + 2 × (3 + 3) (A → B and A → out) + 3 × 3 (B → out) = 37.
+    Dense, each synapse at the steps its source fires: A 8 connections × 8 pixel bits = 64;
+    B 6 × 1 (A fires 1 step) = 6; out 9 × 3 (B) + 6 × 1 (A) = 33; 64 + 6 + 33 = 103.
+    Activation sparsity: slots 2 × 1 + 3 × 3 = 11, 5 spikes: 6 / 11.
+    Footprint: 8 + 6 + 9 + 6 = 29 weights × 1 B + (2 + 3 + 3) biases × 4 B + ((2 + 3) × 2
+    + 3) membranes × 4 B = 29 + 32 + 52 = 113.
+    b-bit QANN at the output: 9 MACs on B's 3 bits, 6 on A's 1 bit: (27 + 6) / 15 = 2.2 bits;
+    its input arrays 3 × 3 / 8 + 2 × 1 / 8 = 11 / 8 B; B reads A at 1 bit, A pixels at 8."""
+    net = mixed_bits_net()
+    images = _image((1, 2, 2), {(0, 0, 0): 255})
+    engine = ReferenceEngine(net, "fixed")
+    assert [t.send_steps for t in engine.schedule.layers] == [8, 1, 3, 0]
+    events, graded = input_events(engine, images)
+    assert not graded
+    want = [[[[8, 0], [0, 0]]], [1, 1], [1, 1, 1], [0, 0, 0]]
+    for got, expected in zip(events, want, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    preds, counts, same_run = evaluate_with_events(engine, images, 1)
+    for got, expected in zip(same_run, want, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    _, report = _report(net, images, "cmos45nm-mem")
+    assert report["neurobench"] == {
+        "footprint": 113, "connection_sparsity": 0.0,
+        "activation_sparsity": pytest.approx(6 / 11),
+        "synaptic_operations": {"Dense": 103.0, "Effective_MACs": 0.0, "Effective_ACs": 37.0}}
+    rows = {row["name"]: row for row in report["layers"]}
+    assert [rows[n]["qann_b_bits"] for n in ("A", "B")] == [8, 1]
+    assert rows["out"]["qann_b_bits"] == pytest.approx(2.2)
+    inputs = rows["out"]["memory"]["qann_b"]["inputs"]
+    assert (inputs["accesses"], inputs["bits"], inputs["bytes"]) == \
+        (15, pytest.approx(2.2), pytest.approx(11 / 8))
+    # compute: 15 MACs × (0.2 · 2.2 / 8 + 0.1) pJ + the neurons (cmos45nm-mem: as cmos45nm)
+    compute = rows["out"]["qann_b_pj"] - rows["out"]["memory_pj"]["qann_b"]
+    assert compute == pytest.approx(15 * (0.2 * 2.2 / 8 + 0.1)
+                                    + 3 * PRESETS["cmos45nm"].qann_b["neurons"])
 
 
 def test_energy_is_counts_times_constants(digits_net, digits_data):
@@ -370,3 +431,51 @@ def test_bitsnn_energy_bad_input(digits_net, tmp_path):
     not_ours.write_bytes(b"not hdf5")
     one_line_error(cli("energy", str(not_ours), "--dataset", "digits", "--json", str(out)),
                    "plain.net", out)
+
+
+def test_bitsnn_energy_reference_runs_once(digits_net, tmp_path, monkeypatch):
+    """--engine reference: the counts and the NeuroBench events come from one run: 6 samples
+    in batches of 3 are 2 batches, not 2 for the counts and 2 more for the events."""
+    from lava_bitsnn.cli import energy
+
+    net = tmp_path / "d.net"
+    write_network(digits_net, net)
+    calls = []
+    run_batch = ReferenceEngine.run_batch
+
+    def counted(self, pixels, record=False):
+        calls.append(len(pixels))
+        return run_batch(self, pixels, record)
+
+    monkeypatch.setattr(ReferenceEngine, "run_batch", counted)
+    assert energy.main([str(net), "--dataset", "digits", "--samples", "6", "--batch-size",
+                        "3", "--quiet"]) == 0
+    assert calls == [3, 3]
+
+
+def test_bitsnn_energy_writes_all_or_nothing(digits_net, tmp_path, monkeypatch):
+    """A failing plot leaves neither the JSON nor the CSV; a failing last write leaves none."""
+    from lava_bitsnn.cli import energy
+    from lava_bitsnn.energy import plot
+
+    net = tmp_path / "d.net"
+    write_network(digits_net, net)
+    files = [tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "e.png"]
+    argv = [str(net), "--dataset", "digits", "--samples", "4", "--quiet", "--json",
+            str(files[0]), "--csv", str(files[1]), "--plot", str(files[2])]
+
+    def broken(report):
+        raise BitsnnError("plot failed")
+
+    monkeypatch.setattr(plot, "render_png", broken)
+    assert energy.main(argv) == 2
+    assert not any(f.exists() for f in files)
+    assert list(tmp_path.iterdir()) == [net]  # no temporary files either
+    with pytest.raises(BitsnnError, match="does not exist"):
+        energy.write_all([(str(files[0]), b"{}"), (str(files[1]), b"a"),
+                          (str(tmp_path / "missing" / "x.png"), b"png")])
+    assert list(tmp_path.iterdir()) == [net]
+    monkeypatch.undo()
+    assert energy.main(argv) == 0
+    assert files[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(files[0].read_text())["samples"] == 4

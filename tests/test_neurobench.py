@@ -6,7 +6,9 @@ activation modules. ``BitSerialTorch`` is the same bit-serial SNN as a PyTorch m
 accumulate step feeds one bit plane of spikes through each synapse's Conv2d / Linear (a folded
 sum-pool folded into the kernel, as in our synapses), every fire step emits one bit plane
 through a ``Spikes`` activation module. Footprint is compared on ``Storage``, a module that
-holds the deployed arrays at their stored widths (int8 weights, int32 biases and membranes),
+holds the deployed arrays at their stored widths (int8 weights, int32 biases and membranes:
+``u_acc`` and ``u_fire`` per hidden bit-serial neuron, as ``BitSerialNeuron`` keeps them, one
+accumulator per output neuron),
 connection sparsity on the synapses' kernels as stored (a pooled kernel once, not per window
 position as in the folded Conv2d / Linear).
 """
@@ -20,9 +22,9 @@ from torch import nn
 
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.core.ir import INPUT_BITS, Network, Synapse
-from lava_bitsnn.energy.neurobench import input_events, neurobench_metrics
+from lava_bitsnn.energy.neurobench import evaluate_with_events, neurobench_metrics
 from lava_bitsnn.reference import ReferenceEngine
-from tests.test_energy import CASES, _image
+from tests.test_energy import CASES, _image, mixed_bits_net
 
 neurobench = pytest.importorskip(
     "neurobench", reason="neurobench is an optional extra: pip install -e '.[neurobench]'")
@@ -110,6 +112,8 @@ class Storage(nn.Module):
                 self.register_buffer(f"w{i}_{j}", torch.from_numpy(syn.mantissa.astype(np.int8)))
             self.register_buffer(f"b{i}", torch.from_numpy(layer.bias_int.astype(np.int32)))
             self.register_buffer(f"v{i}", torch.zeros(layer.shape, dtype=torch.int32))
+            if layer.kind == "neuron":  # double-buffered: u_acc and u_fire
+                self.register_buffer(f"f{i}", torch.zeros(layer.shape, dtype=torch.int32))
 
 
 def _neurobench_run(net: Network, images: np.ndarray) -> dict:
@@ -131,8 +135,8 @@ def _neurobench_run(net: Network, images: np.ndarray) -> dict:
 
 def _ours(net: Network, images: np.ndarray) -> dict:
     engine = ReferenceEngine(net, "fixed")
-    counts = engine.evaluate(images)[1]
-    return neurobench_metrics(net, counts, *input_events(engine, images), True)
+    _, counts, events = evaluate_with_events(engine, images)
+    return neurobench_metrics(net, counts, events, False, True)
 
 
 def _compare(net: Network, images: np.ndarray) -> None:
@@ -145,7 +149,8 @@ def _compare(net: Network, images: np.ndarray) -> None:
                                                          rel=1e-12)
 
 
-@pytest.mark.parametrize("make,shape,pixels", [case[:3] for case in CASES])
+@pytest.mark.parametrize("make,shape,pixels", [case[:3] for case in CASES] + [
+    (mixed_bits_net, (1, 2, 2), {(0, 0, 0): 255, (0, 1, 1): 200})])
 def test_neurobench_agrees_on_hand_computed_nets(make, shape, pixels):
     _compare(make(), _image(shape, pixels))
 

@@ -8,7 +8,8 @@ Rules (docs/energy-report.md, "Memory traffic"):
   once by each layer it reaches (``spikes_in``); graded input MACs also read their pixel.
 * ANN, int8 QANN, b-bit QANN: every MAC reads its weight and its input activation; every
   neuron writes its output once (the partial sum stays in a register). No reuse, on either
-  side.
+  side. The b-bit QANN's input of a synapse is as wide as that synapse's source (8 bits for
+  pixels); a layer with sources of different widths reads at their mean over its MACs.
 * An array sits in the smallest SRAM level that holds it (DRAM above the largest); an access of
   ``w`` bits costs ``w / word_bits`` of a word access at that level.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lava_bitsnn.core.counts import LayerCounts
+from lava_bitsnn.core.fanout import fan_out
 from lava_bitsnn.core.ir import INPUT_BITS, Network
 from lava_bitsnn.energy.presets import LEVELS
 
@@ -31,8 +33,11 @@ class LayerArrays:
     weights: int  # weight elements of its synapses
     inputs: int  # values of its source layers
     neurons: int
-    source_bits: int  # the b-bit QANN's input width: 8 (pixels) or the source layer's b
+    source_bits: float  # the b-bit QANN's input width: 8 (pixels) or the source layer's b;
+    # with sources of different bits (residual), the mean over its MACs (each synapse's
+    # connections at its own source's bits)
     bits: int  # its own code bits; 0 for the output
+    input_bytes_b: float = 0.0  # the b-bit QANN's input arrays: Σ source values × bits / 8
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,18 @@ def layer_arrays(net: Network) -> list[LayerArrays]:
     rows = []
     for layer in net.layers[1:]:
         sources = [net.layers[s.source] for s in layer.synapses]
+        widths = [INPUT_BITS if src.kind == "input" else src.bits for src in sources]
+        if len(set(widths)) == 1:
+            source_bits: float = widths[0]
+        else:
+            macs = [int(fan_out(s, src.shape).sum()) for s, src in
+                    zip(layer.synapses, sources, strict=True)]
+            source_bits = sum(m * w for m, w in zip(macs, widths, strict=True)) / sum(macs)
         rows.append(LayerArrays(
             weights=sum(int(s.weight.size) for s in layer.synapses),
             inputs=sum(src.size for src in sources), neurons=layer.size,
-            source_bits=INPUT_BITS if sources[0].kind == "input" else sources[0].bits,
-            bits=layer.bits))
+            source_bits=source_bits, bits=layer.bits,
+            input_bytes_b=sum(src.size * w for src, w in zip(sources, widths, strict=True)) / 8))
     return rows
 
 
@@ -74,11 +86,15 @@ def snn_streams(c: LayerCounts, a: LayerArrays, mem: dict[str, float]) -> dict[s
 
 
 def ann_streams(c: LayerCounts, a: LayerArrays, weight_bits: float, in_bits: float,
-                out_bits: float) -> dict[str, Stream]:
-    """A (quantised) ANN's traffic of one layer, per inference."""
+                out_bits: float, in_bytes: float | None = None) -> dict[str, Stream]:
+    """A (quantised) ANN's traffic of one layer, per inference (``in_bytes``: the input
+    arrays' size where their widths differ; default ``inputs × in_bits / 8``)."""
+    inputs = _stream(c.connections, in_bits, a.inputs)
+    if in_bytes is not None:
+        inputs = Stream(inputs.accesses, in_bits, in_bytes)
     return {
         "weights": _stream(c.connections, weight_bits, a.weights),
-        "inputs": _stream(c.connections, in_bits, a.inputs),
+        "inputs": inputs,
         "outputs": _stream(a.neurons, out_bits, a.neurons),
     }
 
@@ -95,7 +111,7 @@ def model_streams(c: LayerCounts, a: LayerArrays, mem: dict[str, float]
         "qann": ann_streams(c, a, mem["qann_weight_bits"], mem["qann_act_bits"],
                             logit if out else mem["qann_act_bits"]),
         "qann_b": ann_streams(c, a, mem["qann_weight_bits"], a.source_bits,
-                              logit if out else a.bits),
+                              logit if out else a.bits, a.input_bytes_b),
     }
 
 

@@ -14,13 +14,26 @@ GROUPS = {  # plotted group → the SNN operations in it
 
 def plot_report(report: dict, path: str) -> None:
     """Write the two-panel figure to ``path`` (atomically)."""
+    from lava_bitsnn.files import atomic_write
+
+    png = render_png(report)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(png)
+
+    atomic_write(path, write)
+
+
+def render_png(report: dict) -> bytes:
+    """The two-panel figure as PNG bytes (nothing is written)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from lava_bitsnn.files import atomic_write
 
     layers = report["layers"]
     names = [row["name"] for row in layers]
@@ -59,12 +72,10 @@ def plot_report(report: dict, path: str) -> None:
     ax_r.set_xlabel("layer")
     ax_r.set_ylabel("spike rate (spikes / neuron / step)")
     ax_r.set_title(f"{report['samples']} samples", fontsize=10)
-    fig.tight_layout()
-
-    def write(tmp: str) -> None:
-        fig.savefig(tmp, dpi=110, format="png")
-
     try:
-        atomic_write(path, write)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=110, format="png")
+        return buffer.getvalue()
     finally:
         plt.close(fig)

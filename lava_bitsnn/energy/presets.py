@@ -55,7 +55,7 @@ class Preset:
     sources: dict[str, str] = field(default_factory=dict)
     memory: dict[str, float] | None = None  # None: compute only
 
-    def qann_b_mac(self, bits: int) -> float:
+    def qann_b_mac(self, bits: float) -> float:
         """pJ of one b-bit-activation × 8-bit-weight MAC."""
         return self.qann_b["mult8"] * bits / 8 + self.qann_b["add"]
 
