@@ -43,18 +43,27 @@ def _remember_parent() -> None:
     _parent = os.getpid()
 
 
-def _die_with_parent() -> None:
-    if not _armed:
-        return
+def _libc_prctl():
+    """libc's prctl, looked up once in the parent: loading a library in a forked child of a
+    multi-threaded process can deadlock on the loader's lock."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl() if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    if not _armed or _PRCTL is None:
         return
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != _parent:  # the parent died before prctl took effect
         os._exit(1)
 
 
-if hasattr(os, "register_at_fork") and sys.platform.startswith("linux"):
+if _PRCTL is not None and hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_remember_parent, after_in_child=_die_with_parent)
 
 

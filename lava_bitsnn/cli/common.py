@@ -91,21 +91,32 @@ def simulate(net, args, images, progress: bool):
     time steps, Lava timing facts or {}). Saturated accumulators are an error unless
     ``--allow-saturation``."""
     preds, counts, steps, extra = _simulate(net, args, images, progress)
+    check_saturation(counts, args)
+    return preds, counts, steps, extra
+
+
+def check_saturation(counts, args) -> None:
+    """Saturated accumulators are an error unless ``--allow-saturation``."""
     saturated = [c for c in counts if c.overflows]
     if saturated and not getattr(args, "allow_saturation", False):
         raise BitsnnError(
             f"{sum(c.overflows for c in saturated):,} accumulator saturation events in layers "
             f"{', '.join(c.name for c in saturated)}: the results would not be the network's "
             "(is the file tampered or foreign?); --allow-saturation reports them anyway")
-    return preds, counts, steps, extra
+
+
+def batch_size(args) -> int:
+    """``--batch-size``, or the engine's default (reference 256, Lava 16)."""
+    batch = args.batch_size or (16 if args.engine == "lava" else 256)
+    if batch < 1:
+        raise BitsnnError("--batch-size must be at least 1")
+    return batch
 
 
 def _simulate(net, args, images, progress: bool):
     from lava_bitsnn.reference import ReferenceEngine
 
-    batch = args.batch_size or (16 if args.engine == "lava" else 256)
-    if batch < 1:
-        raise BitsnnError("--batch-size must be at least 1")
+    batch = batch_size(args)
     if args.engine == "lava":
         from lava_bitsnn.lava.runner import LavaRunner
 

@@ -9,6 +9,8 @@ import sys
 from lava_bitsnn.cli.common import (
     add_data_args,
     add_engine_args,
+    batch_size,
+    check_saturation,
     run_cli,
     simulate,
     test_split,
@@ -76,9 +78,7 @@ def run(net, args: argparse.Namespace, images):
     from lava_bitsnn.energy.neurobench import evaluate_with_events, graded_input, input_events
     from lava_bitsnn.reference import ReferenceEngine
 
-    batch = args.batch_size or (16 if args.engine == "lava" else 256)
-    if batch < 1:
-        raise BitsnnError("--batch-size must be at least 1")
+    batch = batch_size(args)
     if args.engine == "lava":
         preds, counts, steps, _ = simulate(net, args, images, progress=not args.quiet)
         engine = ReferenceEngine(net, args.precision, args.neuron, args.time_steps)
@@ -91,16 +91,6 @@ def run(net, args: argparse.Namespace, images):
     preds, counts, events = evaluate_with_events(engine, images, batch, not args.quiet)
     check_saturation(counts, args)
     return preds, counts, engine.time_steps, events, graded_input(engine)
-
-
-def check_saturation(counts, args: argparse.Namespace) -> None:
-    """As ``simulate``: saturated accumulators are an error unless ``--allow-saturation``."""
-    saturated = [c for c in counts if c.overflows]
-    if saturated and not args.allow_saturation:
-        raise BitsnnError(
-            f"{sum(c.overflows for c in saturated):,} accumulator saturation events in layers "
-            f"{', '.join(c.name for c in saturated)}: the results would not be the network's "
-            "(is the file tampered or foreign?); --allow-saturation reports them anyway")
 
 
 def render_outputs(report: dict, args: argparse.Namespace) -> list[tuple[str, bytes]]:

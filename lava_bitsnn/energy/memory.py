@@ -62,7 +62,7 @@ def layer_arrays(net: Network) -> list[LayerArrays]:
                     zip(layer.synapses, sources, strict=True)]
             source_bits = sum(m * w for m, w in zip(macs, widths, strict=True)) / sum(macs)
         rows.append(LayerArrays(
-            weights=sum(int(s.weight.size) for s in layer.synapses),
+            weights=sum(int(s.weight_int.size) for s in layer.synapses),
             inputs=sum(src.size for src in sources), neurons=layer.size,
             source_bits=source_bits, bits=layer.bits,
             input_bytes_b=sum(src.size * w for src, w in zip(sources, widths, strict=True)) / 8))

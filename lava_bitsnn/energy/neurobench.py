@@ -44,7 +44,7 @@ def membranes(layer: Layer, neuron: str) -> int:
 def footprint(net: Network, neuron: str = "bit-serial") -> int:
     """Bytes of weights, biases and membrane state."""
     layers = net.layers[1:]
-    weights = sum(int(s.weight.size) for layer in layers for s in layer.synapses)
+    weights = sum(int(s.weight_int.size) for layer in layers for s in layer.synapses)
     biases = sum(int(np.size(layer.bias)) for layer in layers if layer.bias is not None)
     return (weights * WEIGHT_BYTES + biases * BIAS_BYTES
             + sum(membranes(layer, neuron) for layer in layers) * STATE_BYTES)
@@ -54,7 +54,7 @@ def connection_sparsity(net: Network, integer: bool) -> float:
     """Zero weights / all weights."""
     synapses = [s for layer in net.layers[1:] for s in layer.synapses]
     zeros = sum(int((_weights(s, integer) == 0).sum()) for s in synapses)
-    return zeros / sum(int(s.weight.size) for s in synapses)
+    return zeros / sum(int(s.weight_int.size) for s in synapses)
 
 
 def activation_sparsity(counts: list[LayerCounts]) -> float:
@@ -81,7 +81,7 @@ def synaptic_operations(net: Network, counts: list[LayerCounts], events: list, g
                 steps = counts[syn.source].fire_steps
             else:
                 steps = c.accumulate_steps if graded else INPUT_BITS
-            dense = _fan_out(net, syn, np.ones_like(syn.weight)).sum()
+            dense = _fan_out(net, syn, np.ones_like(syn.weight_int)).sum()
             ops["Dense"] += float(dense) * steps * samples
             effective = float((events[syn.source] * _fan_out(net, syn, _weights(syn, integer)))
                               .sum())
