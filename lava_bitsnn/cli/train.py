@@ -61,7 +61,7 @@ def _fine_tune(args: argparse.Namespace) -> int:
 
     if args.arch:
         raise BitsnnError("--from and --arch exclude each other")
-    bits = args.bits or 4
+    bits = 4 if args.bits is None else args.bits
     if args.levels is not None:
         try:
             need = bits_for_levels(args.levels)
@@ -123,8 +123,8 @@ def _main(args: argparse.Namespace) -> int:
         return _fine_tune(args)
     if not args.arch:
         raise BitsnnError("give --arch A (a zoo model) or --from MODEL (your own)")
-    cfg = TrainConfig(arch=args.arch, dataset=args.dataset, bits=args.bits or 4,
-                      epochs=args.epochs,
+    cfg = TrainConfig(arch=args.arch, dataset=args.dataset,
+                      bits=4 if args.bits is None else args.bits, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
                       seed=args.seed, device=args.device,
