@@ -4,16 +4,16 @@ Two mechanisms, both armed by ``LavaRunner.run_dataset``:
 
 * every process Lava forks during a run gets the parent-death signal (Linux ``prctl``): the
   kernel kills it the moment the parent dies;
-* a watchdog, a separate small Python process (``python -m lava_bitsnn.watchdog``),
-  reads lines from the parent on its stdin — ``before NAME`` (a segment that existed before
-  the run), ``pid N`` (a child to kill) and ``shm NAME`` (a shared-memory segment of the run)
-  — until ``done``. If its stdin closes before ``done``, the parent has died: it kills the
-  listed children and unlinks the segments. If the parent died before it could list them
-  (during the first chunk of steps), it unlinks every ``psm_*`` segment not listed as
-  ``before``, which includes those of another Lava run started in the same seconds.
+* a watchdog, a small process forked before Lava starts (in a session of its own, so it
+  outlives the parent), reads lines from the parent on a pipe — ``before NAME`` (a segment
+  that existed before the run), ``pid N`` (a child to kill) and ``shm NAME`` (a shared-memory
+  segment of the run) — until ``done``. If its pipe closes before ``done``, the parent has
+  died: it kills the listed children and unlinks the segments. If the parent died before it
+  could list them (during the first chunk of steps), it unlinks every ``psm_*`` segment not
+  listed as ``before``, which includes those of another Lava run started in the same seconds.
 
-The watchdog ignores SIGINT, SIGTERM and SIGHUP (it runs in its own session) and never
-imports Lava (it lives outside ``lava_bitsnn.lava``), so it starts in a fraction of a second.
+The watchdog ignores SIGINT, SIGTERM and SIGHUP and runs only this module's few lines; being
+forked, it costs the run no interpreter start-up.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -74,19 +73,31 @@ def arm(on: bool) -> None:
 
 
 class Watchdog:
-    """The parent's handle on the watchdog process."""
+    """The parent's handle on the watchdog: a process forked (twice, so that it is nobody's
+    zombie) before Lava starts, in a session of its own, reading the parent's pipe."""
 
     def __init__(self) -> None:
-        self._proc = subprocess.Popen([sys.executable, "-m", "lava_bitsnn.watchdog"],
-                                      stdin=subprocess.PIPE, text=True, bufsize=1,
-                                      start_new_session=True, close_fds=True)
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the intermediate child: fork the watchdog and exit at once
+            try:
+                os.close(write)
+                os.setsid()
+                if os.fork() == 0:
+                    with os.fdopen(read) as lines:
+                        _watch(lines)
+            finally:
+                os._exit(0)
+        os.close(read)
+        os.waitpid(child, 0)
+        self._pipe = os.fdopen(write, "w", buffering=1)
         self._send([f"before {name}" for name in sorted(shm_segments())])
 
     def _send(self, lines: list[str]) -> None:
         try:
             for line in lines:
-                self._proc.stdin.write(line + "\n")
-            self._proc.stdin.flush()
+                self._pipe.write(line + "\n")
+            self._pipe.flush()
         except (BrokenPipeError, ValueError):
             pass
 
@@ -95,23 +106,22 @@ class Watchdog:
         self._send([f"pid {pid}" for pid in pids] + [f"shm {name}" for name in sorted(segments)])
 
     def close(self) -> None:
-        """The run ended normally: release the watchdog (it exits by itself; not waiting
-        for it keeps its start-up off the run's critical path)."""
+        """The run ended normally: release the watchdog."""
+        self._send(["done"])
         try:
-            self._proc.stdin.write("done\n")
-            self._proc.stdin.close()
+            self._pipe.close()
         except (BrokenPipeError, ValueError):
             pass
 
 
-def _watch() -> None:
+def _watch(lines) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     before: set[str] = set()
     pids: list[int] = []
     segments: set[str] = set()
     told = False
-    for line in sys.stdin:
+    for line in lines:
         word, _, value = line.strip().partition(" ")
         if word == "done":
             return
@@ -131,7 +141,3 @@ def _watch() -> None:
         segments = shm_segments() - before
     for name in segments:
         (SHM / name).unlink(missing_ok=True)
-
-
-if __name__ == "__main__":
-    _watch()

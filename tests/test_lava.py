@@ -110,7 +110,7 @@ def test_network_process_between_lavas_own_ring_buffers(digits_net, digits_data)
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    from lava_bitsnn.lava.procs.network import BitSerialNetwork
+    from lava_bitsnn.lava.network import BitSerialNetwork
 
     x = digits_data.test.images[:5]
     net = BitSerialNetwork(network=digits_net, precision="fixed", batch_size=2, periods=3)
@@ -154,7 +154,7 @@ def test_lava_package_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, lava_bitsnn.lava.runner, lava_bitsnn.lava.procs.network, "
+    code = ("import sys, lava_bitsnn.lava.runner, lava_bitsnn.lava.network, "
             "lava_bitsnn.lava.procs.models, lava_bitsnn.netx, lava_bitsnn.core.schedule; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

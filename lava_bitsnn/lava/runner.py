@@ -30,7 +30,7 @@ from lava_bitsnn.core.counts import NEURON_OPS, LayerCounts
 from lava_bitsnn.core.ir import Network
 from lava_bitsnn.core.schedule import batches, build_schedule
 from lava_bitsnn.errors import BitsnnError, Terminated
-from lava_bitsnn.lava.procs.network import BitSerialNetwork
+from lava_bitsnn.lava.network import BitSerialNetwork
 from lava_bitsnn.lava.procs.process import ImageSource
 
 STOP_TIMEOUT_S = 10.0
