@@ -9,8 +9,9 @@ SIGHUP (hung children are killed), and, through ``lava_bitsnn.watchdog``, when t
 itself dies.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: Lava's compiler executes this file under another
+# module name when it looks for BitSerialNetwork's models, and a dataclass with string
+# annotations cannot be built there.
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -228,7 +229,7 @@ class _DeferredSignals:
         self.requested: int | None = None
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> _DeferredSignals:
+    def __enter__(self) -> "_DeferredSignals":
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
