@@ -50,8 +50,8 @@ def ann_trace(model: nn.Module, pixels: np.ndarray, mean: list[float], std: list
         logits = model(normalise(pixels, mean, std, torch.float64))
         codes, edge = {}, {}
         for name, m in layers:  # a module used at several places: one entry per call
-            for call, (code, z) in enumerate(m.records):
-                key = call_name(name, call)
+            for call, (code, z) in enumerate(m.records):  # a FixedCode knows its IR name
+                key = call_name(getattr(m, "layer_name", name), call)
                 codes[key] = code.numpy().astype(np.int64)
                 x = (m.level(z) + 0.5).numpy()
                 edge[key] = np.abs(x - np.round(x))

@@ -9,6 +9,11 @@ A user's own model (``bitsnn-train --from``) has ``arch == "user"`` and the whol
 ``module`` (pickled with the checkpoint; ``imports`` names the modules that define its classes,
 ``source`` how it was loaded: file, form, factory and kwargs). ``state_dict`` is then loaded
 into that module, so the weights are those of ``state_dict`` as for a zoo model.
+
+A fixed-point fine-tuned model (``bitsnn-train --from CKPT --fixed-point``) has ``arch ==
+"fixed-point"`` and its network's netx file in ``network`` (a uint8 tensor, so the file stays
+plain data); ``state_dict`` is that of a ``lava_bitsnn.convert.fixed_model.FixedPointNet``
+built from it.
 """
 
 from __future__ import annotations
@@ -54,12 +59,15 @@ def validate_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in ckpt]
     if ckpt.get("arch") == USER_ARCH and "module" not in ckpt:
         missing.append("module")
+    if ckpt.get("arch") == FIXED_ARCH and "network" not in ckpt:
+        missing.append("network")
     if missing:
         raise BitsnnError(f"checkpoint {path} lacks {', '.join(missing)}")
     return ckpt
 
 
 USER_ARCH = "user"
+FIXED_ARCH = "fixed-point"
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
@@ -69,6 +77,11 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
             import copy
 
             model = copy.deepcopy(ckpt["module"])
+        elif ckpt["arch"] == FIXED_ARCH:
+            from lava_bitsnn.convert.fixed_model import FixedPointNet
+            from lava_bitsnn.netx.embed import network_from_bytes
+
+            model = FixedPointNet(network_from_bytes(ckpt["network"].numpy().tobytes()))
         else:
             model = build_model(ckpt["arch"], **ckpt["arch_kwargs"])
         model.load_state_dict(ckpt["state_dict"])

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import lava_bitsnn
 from lava_bitsnn.ann.checkpoint import (
+    FIXED_ARCH,
     USER_ARCH,
     check_writable,
     load_checkpoint,
@@ -32,6 +33,7 @@ from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
 from lava_bitsnn.ann.zoo import ARCHS, build_model
 from lava_bitsnn.errors import BitsnnError
 
+MODEL_ARCHS = (USER_ARCH, FIXED_ARCH)  # trained from a given model, not built from the zoo
 STEM_ARCHS = ("resnet18", "resnet20", "resnet34", "mobilenetv2")
 FLIP_DATASETS = {"fashion-mnist", "cifar10", "cifar100", "imagefolder"}
 
@@ -54,7 +56,7 @@ class TrainConfig:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.arch not in ARCHS and self.arch != USER_ARCH:
+        if self.arch not in ARCHS and self.arch not in MODEL_ARCHS:
             raise BitsnnError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHS)}")
         try:
             check_bits(self.bits)
@@ -169,10 +171,13 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
 
     ``model`` (with ``cfg.arch == "user"``): fine-tune this QCFS model instead of building a
     zoo one (``bitsnn-train --from``); ``user`` then holds ``normalisation`` (the model's
-    own), ``imports`` and ``source``, stored in the checkpoint with the module itself."""
+    own), ``imports`` and ``source``, stored in the checkpoint with the module itself. With
+    ``cfg.arch == "fixed-point"`` the model is a ``FixedPointNet`` (``--fixed-point``), kept
+    on its grid's 24-bit bound after every step."""
     cfg.validate()
-    if (model is None) != (cfg.arch != USER_ARCH):
-        raise BitsnnError("a user model needs arch 'user', and arch 'user' needs a model")
+    if (model is None) != (cfg.arch not in MODEL_ARCHS):
+        raise BitsnnError(f"a given model needs arch {' or '.join(MODEL_ARCHS)}, and those "
+                          "archs need a model")
     if model is not None and resume:
         raise BitsnnError("--resume is not supported with --from")
     check_writable(output)
@@ -258,6 +263,8 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             with torch.no_grad():
                 for m in qcfs_layers(model):
                     m[1].threshold.clamp_(min=1e-3)
+            if cfg.arch == FIXED_ARCH:
+                model.constrain_()
             seen += len(y)
             correct += int((out.argmax(1) == y).sum())
             loss_sum += float(loss) * len(y)
@@ -293,6 +300,12 @@ def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: 
     extra: dict[str, Any] = {}
     if cfg.arch == USER_ARCH:
         extra = {"module": _plain_copy(model), "imports": list((user or {}).get("imports", [])),
+                 "source": (user or {}).get("source", {})}
+    elif cfg.arch == FIXED_ARCH:
+        from lava_bitsnn.netx.embed import network_to_bytes
+
+        extra = {"network": torch.frombuffer(bytearray(network_to_bytes(model.to_network())),
+                                             dtype=torch.uint8),
                  "source": (user or {}).get("source", {})}
     return {**extra,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -40,6 +40,11 @@ def folded(source, net: Network) -> str:
     """What the conversion folded away, in one line."""
     from torch import nn
 
+    from lava_bitsnn.ann.checkpoint import FIXED_ARCH
+
+    if source.checkpoint is not None and source.checkpoint["arch"] == FIXED_ARCH:
+        return ("folded: nothing (a --fixed-point checkpoint holds the grid itself: the file's "
+                "integers are its parameters as trained)")
     mods = list(source.model.modules())
     bn = sum(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in mods)
     pools = sum(isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)) for m in mods)

@@ -40,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--resume", help="continue from this checkpoint")
+    p.add_argument("--fixed-point", action="store_true",
+                   help="with --from: fine-tune the exported fixed-point network itself (BN "
+                        "folded, the export's integer grid with straight-through rounding); "
+                        "the result evaluates in PyTorch to exactly the fixed-point SNN")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-o", "--output", required=True, help="checkpoint path (.pt)")
     add_model_args(p, dataset_flag=False)
@@ -114,13 +118,57 @@ def _fine_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fixed_point(args: argparse.Namespace) -> int:
+    """``--from M --fixed-point``: convert M, fine-tune its integer grid, print the accuracies
+    of the float model, the fixed-point SNN as exported and after fine-tuning."""
+    from lava_bitsnn.ann.checkpoint import FIXED_ARCH, check_writable
+    from lava_bitsnn.ann.model_io import load_source
+    from lava_bitsnn.ann.train import TrainConfig, evaluate, train
+    from lava_bitsnn.convert.fixed_model import FixedPointNet
+    from lava_bitsnn.convert.model import convert_source
+    from lava_bitsnn.errors import BitsnnError
+
+    if args.arch or args.resume or args.bits is not None or args.levels is not None:
+        raise BitsnnError("--fixed-point keeps the model's architecture and bits: drop --arch, "
+                          "--resume, --bits and --levels")
+    data = load_dataset(args.dataset, args.data_dir, args.image_size)
+    source = load_source(args.source, args, data)
+    if tuple(source.input_shape) != tuple(data.input_shape):
+        raise BitsnnError(f"the model takes inputs of shape {source.input_shape}, dataset "
+                          f"{data.name} has {data.input_shape} (use --image-size)")
+    net = convert_source(source)
+    model = FixedPointNet(net)
+    cfg = TrainConfig(arch=FIXED_ARCH, dataset=args.dataset, bits=net.bits, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, weight_decay=0.0,
+                      augment=args.augment, bit_l1=args.bit_l1, seed=args.seed,
+                      device=args.device)
+    cfg.validate()
+    check_writable(args.output)
+    print(f"model: {source.description} from {args.source}; fixed point: "
+          f"{len(net.layers) - 1} layers, T={net.time_steps}")
+    mean, std, test = source.mean, source.std, data.test
+    before = evaluate(source.model, test.images, test.labels, mean, std)["accuracy"]
+    exported = evaluate(model, test.images, test.labels, mean, std)["accuracy"]
+    user = {"normalisation": (mean, std),
+            "source": {"file": str(args.source), "description": source.description}}
+    ckpt = train(cfg, data, args.output, progress=not args.quiet, model=model, user=user)
+    after = ckpt["log"][-1]["test_accuracy"]
+    print(f"accuracy: float model {100 * before:.2f}%  fixed-point SNN as exported "
+          f"{100 * exported:.2f}%  after fixed-point fine-tuning {100 * after:.2f}%  "
+          f"({len(test.labels)} {data.name} test images, {cfg.epochs} epochs)")
+    print(f"checkpoint written to {args.output} (bitsnn-export it: the file is this model)")
+    return 0
+
+
 def _main(args: argparse.Namespace) -> int:
     from lava_bitsnn.ann.checkpoint import check_writable
     from lava_bitsnn.ann.train import TrainConfig, train
     from lava_bitsnn.errors import BitsnnError
 
+    if args.fixed_point and not args.source:
+        raise BitsnnError("--fixed-point needs --from CHECKPOINT (the model to fine-tune)")
     if args.source:
-        return _fine_tune(args)
+        return _fixed_point(args) if args.fixed_point else _fine_tune(args)
     if not args.arch:
         raise BitsnnError("give --arch A (a zoo model) or --from MODEL (your own)")
     cfg = TrainConfig(arch=args.arch, dataset=args.dataset,

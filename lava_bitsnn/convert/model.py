@@ -46,18 +46,39 @@ def convert_model(model: nn.Module, input_shape: tuple[int, ...], mean: list[flo
 
 def convert_checkpoint(path: str | Path, time_steps: int | None = None,
                        encoding: str = "bit-serial") -> Network:
-    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_digest, model_from_checkpoint
+    from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt)
+    return _convert_checkpoint(ckpt, model_from_checkpoint(ckpt), Path(path).name, time_steps,
+                               encoding)
+
+
+def _convert_checkpoint(ckpt: dict, model: nn.Module, filename: str, time_steps: int | None,
+                        encoding: str) -> Network:
+    from lava_bitsnn.ann.checkpoint import FIXED_ARCH, model_digest
+
+    meta = {"source_checkpoint": filename, "source_model_sha256": model_digest(ckpt),
+            "arch": ckpt["arch"], "dataset": ckpt["dataset"]}
+    if ckpt["arch"] == FIXED_ARCH:
+        return fixed_point_network(model, time_steps, encoding, meta)
     if max((m.bits for _, m in qcfs_layers(model)), default=ckpt["bits"]) != ckpt["bits"]:
         raise BitsnnError(f"bits mismatch: checkpoint says {ckpt['bits']} but its QCFS layers "
                           "differ")
-    meta = {"source_checkpoint": Path(path).name, "source_model_sha256": model_digest(ckpt),
-            "arch": ckpt["arch"], "dataset": ckpt["dataset"]}
     norm = ckpt["normalisation"]
     return convert_model(model, tuple(ckpt["input_shape"]), norm["mean"], norm["std"],
                          ckpt["class_names"], time_steps, encoding, meta)
+
+
+def fixed_point_network(model: nn.Module, time_steps: int | None, encoding: str,
+                        meta: dict[str, str]) -> Network:
+    """The network of a ``FixedPointNet`` as it stands: its grid is the file's, so the time
+    steps and input encoding it was trained for (which fix its bias grid) cannot change."""
+    net = model.to_network()  # type: ignore[operator]
+    if time_steps not in (None, net.time_steps) or encoding != net.encoding:
+        raise BitsnnError(f"this fixed-point checkpoint was trained for T={net.time_steps} and "
+                          f"the {net.encoding} input encoding; it exports only with those")
+    net.meta = {"library_version": lava_bitsnn.__version__, **meta}
+    return net
 
 
 def convert_source(source, time_steps: int | None = None, encoding: str = "bit-serial"
@@ -66,16 +87,10 @@ def convert_source(source, time_steps: int | None = None, encoding: str = "bit-s
     from lava_bitsnn.ann.model_io import default_class_names
 
     if source.checkpoint is not None:
-        ckpt = source.checkpoint
-        if max((m.bits for _, m in qcfs_layers(source.model)), default=ckpt["bits"]) != \
-                ckpt["bits"]:
-            raise BitsnnError(f"bits mismatch: checkpoint says {ckpt['bits']} but its QCFS "
-                              "layers differ")
+        return _convert_checkpoint(source.checkpoint, source.model, Path(source.path).name,
+                                   time_steps, encoding)
     meta = {"source_checkpoint": Path(source.path).name,
-            "source_model_sha256": source.digest()}
-    if source.checkpoint is not None:  # the same keys as convert_checkpoint
-        meta.update(arch=source.checkpoint["arch"], dataset=source.checkpoint["dataset"])
-    else:
-        meta.update(source_model=source.description, dataset=source.dataset)
+            "source_model_sha256": source.digest(), "source_model": source.description,
+            "dataset": source.dataset}
     return convert_model(source.model, source.input_shape, source.mean, source.std,
                          default_class_names(source), time_steps, encoding, meta)
