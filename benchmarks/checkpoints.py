@@ -1,4 +1,5 @@
-"""Where the benchmarks keep their results and find the checkpoints of train_mnist_cnn.py."""
+"""Where the benchmarks keep their results and find the checkpoints of train_mnist_cnn.py and
+deep_networks.py."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def load_benchmark_model(name: str, data_root: Path = DATA_ROOT) -> BenchmarkMod
         return None
     ckpt = load_checkpoint(path)
     dataset = ckpt["dataset"]
-    data = load_dataset(dataset, None if dataset == "digits" else Path(data_root) / dataset)
+    data = load_dataset(dataset, None if dataset == "digits" else Path(data_root) / dataset,
+                        image_size=int(ckpt["input_shape"][-1]))  # as trained (--image-size)
     return BenchmarkModel(name, path, ckpt, convert_checkpoint(path), data)
 
 

@@ -64,6 +64,26 @@ def test_resume_continues_from_saved_epoch(tmp_path, digits):
               resume=str(half), progress=False)
 
 
+def test_init_warm_starts_other_bits_from_a_checkpoint(trained, tmp_path, digits):
+    """``--init``: a b=2 run starts from a b=4 model's weights and thresholds λ (so with a
+    near-zero learning rate it ends where the b=4 model is, far from a fresh b=2 model)."""
+    path, ckpt = trained
+    tiny = {**FAST, "bits": 2, "lr": 1e-9}
+    warm = train(TrainConfig(epochs=1, init=str(path), **tiny), digits, str(tmp_path / "w.pt"),
+                 progress=False)
+    fresh = train(TrainConfig(epochs=1, **tiny), digits, str(tmp_path / "f.pt"), progress=False)
+    for key, value in ckpt["state_dict"].items():
+        if value.is_floating_point() and "running" not in key:
+            assert torch.allclose(warm["state_dict"][key], value, atol=1e-6), key
+    assert warm["test_accuracy"] > fresh["test_accuracy"] + 0.3
+    with pytest.raises(BitsnnError, match="--init checkpoint is"):
+        train(TrainConfig(epochs=1, init=str(path), **{**tiny, "arch": "resnet20"}), digits,
+              str(tmp_path / "x.pt"), progress=False)
+    with pytest.raises(BitsnnError, match="exclude each other"):
+        train(TrainConfig(epochs=2, init=str(path), **tiny), digits, str(tmp_path / "y.pt"),
+              resume=str(tmp_path / "w.pt"), progress=False)
+
+
 def test_bit_l1_reduces_bits_per_activation(tmp_path, digits):
     plain = train(TrainConfig(epochs=3, **FAST), digits, str(tmp_path / "p.pt"), progress=False)
     sparse = train(TrainConfig(epochs=3, bit_l1=3e-5, **FAST), digits, str(tmp_path / "s.pt"),

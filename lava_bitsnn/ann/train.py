@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str = ""  # start from this checkpoint's weights (same architecture, any bits)
 
     def validate(self) -> None:
         if self.arch not in ARCHS and self.arch not in MODEL_ARCHS:
@@ -180,6 +181,8 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
                           "archs need a model")
     if model is not None and resume:
         raise BitsnnError("--resume is not supported with --from")
+    if resume and cfg.init:
+        raise BitsnnError("--init and --resume exclude each other")
     check_writable(output)
     rank, world = _distributed()
     device = cfg.device
@@ -205,6 +208,8 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             hint = " (pad or resize with --image-size)" if "pixels" in str(exc) else ""
             raise BitsnnError(f"{exc}{hint}") from None
         mean, std = data.normalisation()
+        if cfg.init:
+            _load_init(model, cfg, data)
 
     steps_per_epoch = math.ceil(len(data.train.labels) / world / cfg.batch_size)
     opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -290,6 +295,18 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     if rank == 0:
         save_checkpoint(ckpt, output)
     return ckpt
+
+
+def _load_init(model: nn.Module, cfg: TrainConfig, data: Dataset) -> None:
+    """``--init``: every weight, BN statistic and QCFS threshold λ of a checkpoint of the same
+    architecture and data (its bits may differ: λ is the clip value, Δ = λ/K follows K)."""
+    state = load_checkpoint(cfg.init)
+    if (state["arch"], state["dataset"], list(state["input_shape"])) != (
+            cfg.arch, data.name, list(data.input_shape)):
+        raise BitsnnError(f"--init checkpoint is {state['arch']}/{state['dataset']}/"
+                          f"{state['input_shape']}, not {cfg.arch}/{data.name}/"
+                          f"{list(data.input_shape)}")
+    model.load_state_dict(state["state_dict"])
 
 
 def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: dict[str, Any],

@@ -40,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--resume", help="continue from this checkpoint")
+    p.add_argument("--init", metavar="CKPT",
+                   help="start from the weights and thresholds of this checkpoint of the same "
+                        "architecture and data (its bits may differ: a b=4 model warm-starts "
+                        "b=3 or b=2, or a bit-l1 run)")
     p.add_argument("--fixed-point", action="store_true",
                    help="with --from: fine-tune the exported fixed-point network itself (BN "
                         "folded, the export's integer grid with straight-through rounding); "
@@ -63,8 +67,8 @@ def _fine_tune(args: argparse.Namespace) -> int:
     from lava_bitsnn.ann.train import TrainConfig, evaluate, train
     from lava_bitsnn.errors import BitsnnError
 
-    if args.arch:
-        raise BitsnnError("--from and --arch exclude each other")
+    if args.arch or args.init:
+        raise BitsnnError("--from excludes --arch and --init (it starts from the given model)")
     bits = 4 if args.bits is None else args.bits
     if args.levels is not None:
         try:
@@ -128,9 +132,10 @@ def _fixed_point(args: argparse.Namespace) -> int:
     from lava_bitsnn.convert.model import convert_source
     from lava_bitsnn.errors import BitsnnError
 
-    if args.arch or args.resume or args.bits is not None or args.levels is not None:
+    if args.arch or args.resume or args.init or args.bits is not None or \
+            args.levels is not None:
         raise BitsnnError("--fixed-point keeps the model's architecture and bits: drop --arch, "
-                          "--resume, --bits and --levels")
+                          "--resume, --init, --bits and --levels")
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
     source = load_source(args.source, args, data)
     if tuple(source.input_shape) != tuple(data.input_shape):
@@ -176,7 +181,8 @@ def _main(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
                       seed=args.seed, device=args.device,
-                      arch_kwargs={"stem": args.stem} if args.stem else {})
+                      arch_kwargs={"stem": args.stem} if args.stem else {},
+                      init=args.init or "")
     cfg.validate()
     check_writable(args.output)
     data = load_dataset(args.dataset, args.data_dir, args.image_size)

@@ -1,0 +1,198 @@
+"""Deep networks on Fashion-MNIST at 32×32 (issue 12): training, Lava bit-exactness and the
+bit-serial vs QCFS-IF table (the shape of the paper's Table 1, with depth).
+
+    python benchmarks/deep_networks.py --train [--only NAME ...]   # resumable, per epoch
+    python benchmarks/fidelity.py --only NAME ...                   # full-test-set fidelity
+    python benchmarks/accuracy_vs_t.py --only NAME ...              # accuracy vs T
+    python benchmarks/deep_networks.py --measure [--only NAME ...]  # Lava + the neuron table
+
+``--train`` writes runs/benchmarks/NAME.pt (after every epoch, so an interrupted run resumes
+where it stopped) with ``bitsnn-train``'s own code path; a config with ``init`` starts from
+another config's weights and thresholds (``bitsnn-train --init``). ``--measure`` runs the
+fixed-point network as Lava processes on the first ``--lava-samples`` test images against the
+reference engine, then, for each neuron at the first T where it reaches the ANN's accuracy to
+within 0.1 pp on the IF images of accuracy_vs_t.json (or its largest T), its latency, steps per
+sample when streaming, spikes and energy per inference on ``--energy-samples`` images.
+
+Writes benchmarks/results/deep_networks.json and deep_accuracy_vs_t.png; prints markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from accuracy_vs_t import plot
+from checkpoints import DATA_ROOT, MODELS, RESULTS, load_benchmark_model, previous_results
+from energy_honest import run as energy_run
+
+from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
+from lava_bitsnn.ann.data import load_dataset
+from lava_bitsnn.ann.train import TrainConfig, evaluate, train
+from lava_bitsnn.core.schedule import build_schedule
+from lava_bitsnn.reference import ReferenceEngine
+
+WITHIN = 0.001  # "reaches the ANN's accuracy": to within 0.1 pp
+CONFIGS = {
+    "fashion-mnist-resnet20-b4": dict(arch="resnet20", bits=4, epochs=20),
+    "fashion-mnist-resnet20-b3": dict(arch="resnet20", bits=3, epochs=6,
+                                      init="fashion-mnist-resnet20-b4"),
+    "fashion-mnist-resnet20-b2": dict(arch="resnet20", bits=2, epochs=6,
+                                      init="fashion-mnist-resnet20-b4"),
+    "fashion-mnist-resnet20-b4-bitl1-1e-8": dict(arch="resnet20", bits=4, epochs=4, bit_l1=1e-8,
+                                                 init="fashion-mnist-resnet20-b4"),
+    "fashion-mnist-vgg11-b4": dict(arch="vgg11", bits=4, epochs=8),
+}
+
+
+def _data():
+    return load_dataset("fashion-mnist", DATA_ROOT / "fashion-mnist", image_size=32)
+
+
+def train_config(name: str) -> TrainConfig:
+    spec = dict(CONFIGS[name])
+    init = spec.pop("init", None)
+    return TrainConfig(dataset="fashion-mnist", batch_size=128, lr=0.1, seed=0, augment=True,
+                       init=str(MODELS / f"{init}.pt") if init else "", **spec)
+
+
+def train_one(name: str, results: dict) -> None:
+    cfg = train_config(name)
+    out = MODELS / f"{name}.pt"
+    resume = None
+    if out.exists():
+        done = load_checkpoint(out)["epoch"]
+        if done >= cfg.epochs:
+            print(f"{name}: already trained ({done} epochs)")
+            return
+        resume, cfg.init = str(out), ""  # the weights come from the checkpoint now
+        print(f"{name}: resuming after epoch {done}")
+    MODELS.mkdir(parents=True, exist_ok=True)
+    ckpt = train(cfg, _data(), str(out), resume=resume, progress=True)
+    spec = CONFIGS[name]
+    results.setdefault(name, {})["training"] = {
+        "command": f"python benchmarks/deep_networks.py --train --only {name}",
+        "config": {**spec, "image_size": 32, "augment": True, "batch_size": 128, "lr": 0.1},
+        "epochs": cfg.epochs, "test_accuracy": ckpt["log"][-1]["test_accuracy"],
+        "seconds_per_epoch": [e["seconds"] for e in ckpt["log"]],
+        "bits_per_activation": ckpt["log"][-1]["bits_per_activation"],
+        "threads": torch.get_num_threads()}
+
+
+def first_reaching(accuracy: dict[str, float], target: float) -> int:
+    """The smallest T whose accuracy is within WITHIN of ``target``, else the largest T."""
+    steps = sorted(int(k[2:]) for k in accuracy)
+    return next((t for t in steps if accuracy[f"T={t}"] >= target - WITHIN), steps[-1])
+
+
+def lava_check(net, images: np.ndarray) -> dict:
+    """Lava fixed_pt (Loihi2SimCfg) against the fixed-point reference: mismatching codes per
+    hidden layer and mismatching logits (all must be 0)."""
+    from lava_bitsnn.lava.runner import LavaRunner
+
+    t0 = time.perf_counter()
+    lava = LavaRunner(net, "fixed", batch_size=16).run_dataset(images, record=True)
+    seconds = time.perf_counter() - t0
+    ref = ReferenceEngine(net, "fixed").run_batch(images)
+    codes = {layer.name: int((lava.codes[i] != ref.codes[i]).sum())
+             for i, layer in enumerate(net.layers) if layer.kind == "neuron"}
+    return {"samples": len(images), "code_mismatches": sum(codes.values()),
+            "logit_mismatches": int((lava.logits != ref.logits).sum()),
+            "per_layer": codes, "seconds": seconds}
+
+
+def neuron_row(net, images, labels, neuron: str, steps: int) -> dict:
+    precision = "fixed" if neuron == "bit-serial" else "float"
+    r = energy_run(net, images, labels, precision, neuron, steps)
+    sched = build_schedule(net, neuron, steps)
+    n = len(labels)
+    return {"time_steps": steps, "latency_steps": sched.latency,
+            "streaming_steps_per_sample": sched.period, "accuracy_on_energy_samples":
+            r["accuracy"], "spikes_per_inference": r["totals"]["cmos45nm"]["spikes"],
+            "hidden_spike_rate": r["spike_rate"], "samples": n,
+            "energy_per_inference_pj": {p: t["snn_pj"] for p, t in r["totals"].items()},
+            "ann_energy_per_inference_pj": {p: {k: t[k] for k in ("qann_b_pj", "ann_pj")}
+                                            for p, t in r["totals"].items()}}
+
+
+def measure(name: str, results: dict, lava_samples: int, energy_samples: int) -> None:
+    bench = load_benchmark_model(name)
+    if bench is None:
+        return
+    acc = json.loads((RESULTS / "accuracy_vs_t.json").read_text()).get(name)
+    if acc is None:
+        print(f"skip {name}: run python benchmarks/accuracy_vs_t.py --only {name} first")
+        return
+    net, x, y = bench.net, bench.data.test.images, bench.data.test.labels
+    model = model_from_checkpoint(bench.checkpoint)
+    norm = bench.checkpoint["normalisation"]
+    n_if = acc["if_samples"]
+    ann_if = evaluate(model, x[:n_if], y[:n_if], norm["mean"], norm["std"])["accuracy"]
+    t_bs = first_reaching(acc["bit_serial_on_if_samples"], ann_if)
+    t_if = first_reaching(acc["if"], ann_if)
+    entry = results.setdefault(name, {})
+    entry["lava"] = lava_check(net, x[:lava_samples])
+    xe, ye = x[:energy_samples], y[:energy_samples]
+    entry["neurons"] = {
+        "command": f"python benchmarks/deep_networks.py --measure --only {name}",
+        "ann_accuracy_on_if_samples": ann_if, "if_samples": n_if,
+        "bit-serial": {**neuron_row(net, xe, ye, "bit-serial", t_bs),
+                       "reaches_ann": acc["bit_serial_on_if_samples"][f"T={t_bs}"]
+                       >= ann_if - WITHIN},
+        "if": {**neuron_row(net, xe, ye, "if", t_if),
+               "reaches_ann": acc["if"][f"T={t_if}"] >= ann_if - WITHIN}}
+    entry["layers"] = len(net.layers) - 1
+
+
+def print_tables(results: dict) -> None:
+    print("| network | layers | epochs | ANN | Lava fixed vs reference |\n|---|---:|---:|---:|---|")
+    for name, r in results.items():
+        t, lava = r.get("training", {}), r.get("lava")
+        check = "–" if lava is None else (
+            f"{lava['code_mismatches']} code / {lava['logit_mismatches']} logit mismatches on "
+            f"{lava['samples']} images")
+        ann = f"{100 * t['test_accuracy']:.2f}%" if t else "–"
+        print(f"| {name} | {r.get('layers', '–')} | {t.get('epochs', '–')} | {ann} | {check} |")
+    print("\n| network | neuron | T | reaches ANN (±0.1 pp) | latency (steps) | steps/sample "
+          "streaming | spikes/inference | energy/inference cmos45nm | loihi |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        for neuron, row in r.get("neurons", {}).items():
+            if not isinstance(row, dict) or "latency_steps" not in row:
+                continue
+            e = row["energy_per_inference_pj"]
+            print(f"| {name} | {neuron} | {row['time_steps']} | "
+                  f"{'yes' if row['reaches_ann'] else 'no'} | {row['latency_steps']} | "
+                  f"{row['streaming_steps_per_sample']} | {row['spikes_per_inference']:.0f} | "
+                  f"{e['cmos45nm'] / 1e6:.3g} µJ | {e['loihi'] / 1e6:.3g} µJ |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", action="store_true")
+    p.add_argument("--measure", action="store_true")
+    p.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
+    p.add_argument("--lava-samples", type=int, default=256)
+    p.add_argument("--energy-samples", type=int, default=256)
+    args = p.parse_args()
+    out_file, results = previous_results("deep_networks.json")
+    for name in args.only:
+        if args.train:
+            train_one(name, results)
+            out_file.write_text(json.dumps(results, indent=1))
+        if args.measure:
+            measure(name, results, args.lava_samples, args.energy_samples)
+            out_file.write_text(json.dumps(results, indent=1))
+    acc = json.loads((RESULTS / "accuracy_vs_t.json").read_text()) \
+        if (RESULTS / "accuracy_vs_t.json").exists() else {}
+    deep = {k: v for k, v in acc.items() if k in CONFIGS}
+    if deep:
+        plot(deep, str(RESULTS / "deep_accuracy_vs_t.png"))
+    print_tables(results)
+
+
+if __name__ == "__main__":
+    main()
