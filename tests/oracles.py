@@ -39,9 +39,20 @@ def _conv(x: np.ndarray, w: np.ndarray, stride: int, padding: int, groups: int) 
 def _synapse(group: h5py.Group, code: np.ndarray) -> np.ndarray:
     x = code
     pool = int(group["pool"][()])
-    if pool > 1:
+    stride = int(group["pool_stride"][()]) if "pool_stride" in group else pool
+    pad = int(group["pool_padding"][()]) if "pool_padding" in group else 0
+    if pool > 1 or stride > 1 or pad:
         n, c, h, w = x.shape
-        x = x.reshape(n, c, h // pool, pool, w // pool, pool).sum(axis=(3, 5))
+        padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=np.int64)
+        padded[:, :, pad:pad + h, pad:pad + w] = x
+        ho, wo = (h + 2 * pad - pool) // stride + 1, (w + 2 * pad - pool) // stride + 1
+        scale = group["pool_scale"][()].astype(np.int64) if "pool_scale" in group \
+            else np.ones((ho, wo), dtype=np.int64)
+        x = np.zeros((n, c, ho, wo), dtype=np.int64)
+        for i in range(ho):
+            for j in range(wo):
+                window = padded[:, :, i * stride:i * stride + pool, j * stride:j * stride + pool]
+                x[:, :, i, j] = window.sum(axis=(2, 3)) * scale[i, j]
     if int(group["flatten"][()]):
         x = x.reshape(x.shape[0], -1)
     weight = group["weight"][()].astype(np.int64)

@@ -23,8 +23,19 @@ def _bn(channels: int, gen: torch.Generator, dims: int = 2) -> nn.Module:
 def random_qcfs_net(seed: int, bits: int, in_channels: int = 1, size: int = 8,
                     blocks: tuple[str, ...] = ("conv",), classes: int = 5,
                     max_codes: tuple[int, ...] = ()) -> nn.Sequential:
-    """``blocks`` from: conv, stride2, depthwise, pool, residual. With ``max_codes``, each QCFS
-    draws its largest code K from them (and needs ⌈log2(K+1)⌉ bits) instead of 2^bits − 1."""
+    """``blocks`` from: conv, stride2, depthwise, pool, gpool, residual (``gpool``: an
+    AvgPool2d of window 3 with stride 1 or 2, padding 1, ``count_include_pad`` either way, then
+    a convolution). With ``max_codes``, each QCFS draws its largest code K from them (and needs
+    ⌈log2(K+1)⌉ bits) instead of 2^bits − 1. The same arguments give the same network,
+    whatever ran before (the layers' default init draws from a generator seeded here)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _random_qcfs_net(seed, bits, in_channels, size, blocks, classes, max_codes)
+
+
+def _random_qcfs_net(seed: int, bits: int, in_channels: int, size: int,
+                     blocks: tuple[str, ...], classes: int, max_codes: tuple[int, ...]
+                     ) -> nn.Sequential:
     gen = torch.Generator().manual_seed(seed)
 
     def _act(bits: int, gen: torch.Generator) -> QCFS:
@@ -52,6 +63,13 @@ def random_qcfs_net(seed: int, bits: int, in_channels: int = 1, size: int = 8,
         elif kind == "pool" and side % 2 == 0 and side >= 4:
             layers.append(nn.AvgPool2d(2))
             side //= 2
+        elif kind == "gpool" and side >= 3:
+            stride = 1 + int(torch.randint(2, (1,), generator=gen))
+            include = bool(torch.randint(2, (1,), generator=gen))
+            if not isinstance(layers[-1], nn.AvgPool2d):  # two pools in a row do not convert
+                layers.append(nn.AvgPool2d(3, stride, 1, count_include_pad=include))
+                side = (side - 1) // stride + 1
+            layers += [nn.Conv2d(c, c, 3, padding=1, bias=False), _bn(c, gen), _act(bits, gen)]
         elif kind == "residual":
             body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), _bn(c, gen),
                                  _act(bits, gen), nn.Conv2d(c, c, 3, padding=1, bias=False),

@@ -86,6 +86,34 @@ def test_fan_out_counts_borders_strides_groups_and_pools():
     np.testing.assert_array_equal(fan_out(pooled, (1, 4, 4)), np.full((1, 4, 4), 5))
 
 
+@pytest.mark.parametrize("pool,stride,padding,kind", [
+    (3, 2, 1, "conv"), (3, 1, 1, "conv"), (2, 1, 0, "conv"), (3, 2, 0, "dense"),
+    (1, 2, 0, "conv"), (3, 3, 1, "dense")])
+def test_fan_out_through_general_pools_counts_each_window(pool, stride, padding, kind):
+    """Against brute force: each source neuron alone, pooled with window counts and mapped
+    through |mask|, reaches Σ (window, target) paths."""
+    from lava_bitsnn.convert.synapse_ops import apply_synapse
+    from lava_bitsnn.core.ir import Synapse
+
+    rng = np.random.default_rng(pool * 10 + stride)
+    source = (2, 6, 7)
+    probe = Synapse(0, kind, None, pool=pool, pool_stride=stride, pool_padding=padding)
+    pooled = probe.pooled_shape(source)
+    if kind == "conv":
+        weight = rng.integers(-1, 2, (3, 2, 3, 3)).astype(float)
+        syn = Synapse(0, "conv", weight, 2, 1, pool=pool, pool_stride=stride,
+                      pool_padding=padding, pool_scale=rng.integers(1, 4, pooled[1:]))
+    else:
+        weight = rng.integers(-1, 2, (4, int(np.prod(pooled)))).astype(float)
+        syn = Synapse(0, "dense", weight, pool=pool, pool_stride=stride, pool_padding=padding,
+                      flatten=True)
+    counting = Synapse(**{**syn.__dict__, "pool_scale": None})  # scales do not add targets
+    basis = torch.eye(int(np.prod(source)), dtype=torch.float64).reshape(-1, *source)
+    paths = apply_synapse(counting, basis, torch.from_numpy(np.abs(weight)))
+    np.testing.assert_array_equal(fan_out(syn, source).reshape(-1),
+                                  paths.reshape(len(basis), -1).sum(axis=1).numpy())
+
+
 def test_export_run_verify_end_to_end(digits_checkpoint, tmp_path):
     net = tmp_path / "d.net"
     proc = cli("export", str(digits_checkpoint), "-o", str(net))

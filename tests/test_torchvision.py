@@ -94,13 +94,27 @@ def test_vgg16_bn():
     assert syn.weight.shape == (4096, 512 * 2 * 2) and syn.pool == 1 and syn.flatten
 
 
-def test_resnet_imagenet_stem_after_maxpool_avg_is_refused():
-    """The 3×3 stride-2 padded MaxPool of the ImageNet stem becomes an overlapping AvgPool
-    before a convolution: not supported yet, refused in one message naming the layer."""
-    from lava_bitsnn.ann.relu_to_qcfs import relu_to_qcfs
+def test_resnet18_imagenet_stem_after_maxpool_avg():
+    """The ImageNet stem's 3×3 stride-2 padded MaxPool, swapped for the AvgPool of the same
+    geometry, becomes an overlapping, padded sum-pool stage of ``layer1.0.conv1`` and of the
+    identity shortcut beside it: exact in both engines and on Lava."""
+    net = _check(torchvision.models.resnet18(num_classes=10), (3, 64, 64), lava=True)
+    pooled = [(s.pool, s.pool_step, s.pool_padding) for layer in net.layers
+              for s in layer.synapses if s.pooled]
+    assert pooled == [(3, 2, 1), (3, 2, 1), (2, 2, 0)]  # the stem twice, the global pool
+
+
+@pytest.mark.parametrize("pools,message", [
+    ((nn.AvgPool2d(3, 2, 1, ceil_mode=True),), "ceil_mode=True"),
+    ((nn.AvgPool2d(3, 1, 1), nn.AvgPool2d(2)), "two average pools in a row"),
+])
+def test_unsupported_pools_before_a_convolution_are_refused(pools, message):
+    from lava_bitsnn.ann.qcfs import QCFS
     from lava_bitsnn.errors import BitsnnError
 
-    model = relu_to_qcfs(torchvision.models.resnet18(num_classes=10).eval(), 3, maxpool="avg")
-    with pytest.raises(BitsnnError, match=r"^layer1\.0\.conv1: a convolution after an average "
-                                          r"pool with overlapping or padded windows"):
-        convert_model(model, (3, 32, 32), [0.5] * 3, [0.25] * 3, [str(i) for i in range(10)])
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), QCFS(2), *pools,
+                          nn.Conv2d(2, 2, 3, padding=1), QCFS(2), nn.Flatten(),
+                          nn.LazyLinear(3)).eval()
+    model(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(BitsnnError, match=f"^{len(pools) + 2}: .*{message}"):
+        convert_model(model, (1, 8, 8), [0.5], [0.25], ["a", "b", "c"])

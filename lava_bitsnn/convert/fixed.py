@@ -50,7 +50,7 @@ def signed_bounds(net: Network, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     negative = np.zeros(layer.shape[0], dtype=np.int64)
     for syn in layer.synapses:
         assert syn.weight_int is not None
-        scale = _max_code(net, syn.source) * syn.pool ** 2
+        scale = _max_code(net, syn.source) * syn.pool_gain
         w = syn.weight_int.reshape(syn.weight_int.shape[0], -1)
         positive += np.where(w > 0, w, 0).sum(axis=1) * scale
         negative += np.where(w < 0, -w, 0).sum(axis=1) * scale

@@ -9,16 +9,20 @@ import torch.nn.functional as F
 from lava_bitsnn.core.ir import Synapse
 
 
-def sum_pool(x: torch.Tensor, k: int) -> torch.Tensor:
-    if k == 1:
+def sum_pool(x: torch.Tensor, syn: Synapse) -> torch.Tensor:
+    """The synapse's window sums (zero padding), times its ``pool_scale`` if any."""
+    if not syn.pooled:
         return x
-    return F.avg_pool2d(x, k, divisor_override=1)
+    x = F.avg_pool2d(x, syn.pool, syn.pool_step, syn.pool_padding, divisor_override=1)
+    if syn.pool_scale is not None:
+        x = x * torch.from_numpy(syn.pool_scale).to(x.dtype)
+    return x
 
 
 def apply_synapse(syn: Synapse, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x``: (N, *source shape) → (N, *target shape), with the given weight tensor."""
-    if syn.pool > 1:
-        x = sum_pool(x, syn.pool)
+    if syn.pooled:
+        x = sum_pool(x, syn)
     if syn.flatten:
         x = x.reshape(x.shape[0], -1)
     if syn.kind == "dense":

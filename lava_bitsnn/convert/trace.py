@@ -61,8 +61,17 @@ class _Spikes:
     pool: int = 1
     flatten: bool = False
     # pools that are not k×k / stride k (or follow one): average-pool modules applied in turn
-    # to the unpooled map; they fold into a following Flatten + Linear as a dense matrix
+    # to the unpooled map; they fold into a following Flatten + Linear as a dense matrix, or
+    # (one AvgPool2d) become the sum-pool stage of the next synapse (``_pool_stage``)
     general: tuple[nn.Module, ...] = ()
+    pool_stride: int = 0  # the sum-pool stage of a general pool (see Synapse)
+    pool_padding: int = 0
+    pool_scale: tuple[tuple[int, ...], ...] | None = None
+    pool_divisor: int = 0  # the average's divisor in the weights (0: pool²)
+
+    @property
+    def divisor(self) -> int:
+        return self.pool_divisor or self.pool ** 2
 
 
 class _Batch:
@@ -109,9 +118,11 @@ def _identity(src: _Spikes) -> _Term:
     return _Term(src, "conv", torch.ones(c, 1, 1, 1, dtype=torch.float64), groups=c)
 
 
-def _as_affine(value, path: str) -> _Affine:
+def _as_affine(value, path: str, source_shape: tuple[int, ...] = ()) -> _Affine:
     if isinstance(value, _Affine):
         return value
+    if isinstance(value, _Spikes) and value.general and not value.flatten:
+        value = _pool_stage(value, source_shape, path)
     if isinstance(value, _Spikes):
         if value.flatten:
             n = value.shape[0]
@@ -144,9 +155,7 @@ class _Builder:
         if isinstance(m, nn.Conv2d):
             src = self.spikes_arg(x, path)
             if src.general:
-                raise BitsnnError(f"{path}: a convolution after an average pool with overlapping "
-                                  "or padded windows (or a non-global adaptive pool) is not "
-                                  "supported yet; use AvgPool2d with stride == kernel_size")
+                src = _pool_stage(src, self.layers[src.layer]["shape"], path)
             if m.padding_mode != "zeros" or _single(m.dilation, "dilation", path) != 1:
                 raise BitsnnError(f"{path}: only zero padding and dilation 1 are supported")
             if isinstance(m.padding, str):
@@ -169,7 +178,7 @@ class _Builder:
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             return self.batchnorm(path, m, x)
         if isinstance(m, QCFS):
-            return self.neuron(path, m, _as_affine(x, path), out_shape)
+            return self.neuron(path, m, self.affine(x, path), out_shape)
         if isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             return self.pool(path, m, self.spikes_arg(x, path), out_shape)
         if isinstance(m, nn.Flatten):
@@ -236,8 +245,13 @@ class _Builder:
             terms = [replace(t, weight=mix @ t.weight) for t in x.terms]
         return _Affine(terms, mix @ x.bias + bias, out_shape)
 
+    def affine(self, value, path: str) -> _Affine:
+        """``value`` as an affine map (spikes: through an identity synapse)."""
+        shape = self.layers[value.layer]["shape"] if isinstance(value, _Spikes) else ()
+        return _as_affine(value, path, shape)
+
     def add(self, path: str, a, b) -> _Affine:
-        x, y = _as_affine(a, path), _as_affine(b, path)
+        x, y = self.affine(a, path), self.affine(b, path)
         if x.shape != y.shape:
             raise BitsnnError(f"{path}: residual add of shapes {x.shape} and {y.shape}")
         return _Affine(x.terms + y.terms, x.bias + y.bias, x.shape)
@@ -304,6 +318,32 @@ def _fold_general_pools(src: _Spikes, weight: torch.Tensor, source_shape: tuple[
     out = weight.shape[0]
     folded = (weight.reshape(out, c, pooled.shape[1]) @ pooled.T).reshape(out, c * h * w)
     return _Spikes(src.layer, (c * h * w,), 1, True), folded
+
+
+@torch.no_grad()
+def _pool_stage(src: _Spikes, source_shape: tuple[int, ...], path: str) -> _Spikes:
+    """One AvgPool2d of any window, stride, padding and ``count_include_pad`` (or
+    ``divisor_override``) before a convolution: the window sums become the synapse's sum-pool
+    stage, the divisors torch uses (read off the module itself, on a map of ones) go into the
+    weights, where they differ by position as 1/lcm with ``pool_scale`` = lcm/divisor."""
+    m = src.general[0]
+    if len(src.general) != 1 or not isinstance(m, nn.AvgPool2d):
+        raise BitsnnError(f"{path}: a convolution after two average pools in a row, or after "
+                          "a non-global adaptive pool, is not supported")
+    if m.ceil_mode:
+        raise BitsnnError(f"{path}: an average pool with ceil_mode=True before a convolution "
+                          "is not supported")
+    k = _single(m.kernel_size, "pool window", path)
+    stride = _single(m.stride if m.stride is not None else k, "pool stride", path)
+    padding = _single(m.padding, "pool padding", path)
+    ones = torch.ones(1, 1, *source_shape[1:], dtype=torch.float64)
+    sums = F.avg_pool2d(ones, k, stride, padding, divisor_override=1)[0, 0]
+    divisors = torch.round(sums / m(ones)[0, 0]).long()
+    values = sorted(set(divisors.flatten().tolist()))
+    common = math.lcm(*values)
+    scale = None if len(values) == 1 else tuple(
+        tuple(int(v) for v in row) for row in (common // divisors).tolist())
+    return _Spikes(src.layer, src.shape, k, False, (), stride, padding, scale, common)
 
 
 def _function_pool(node: torch.fx.Node, args: list) -> nn.Module:
@@ -442,8 +482,11 @@ def _term_synapse(term: _Term, unit: torch.Tensor) -> Synapse:
         idx = (torch.arange(out_ch) // (out_ch // term.groups))[:, None] * per_group + \
             torch.arange(per_group)[None, :]
         w = w * unit[idx].view(out_ch, per_group, 1, 1)
-    return Synapse(term.src.layer, term.kind, (w / float(term.src.pool ** 2)).numpy(),
-                   term.stride, term.padding, term.groups, term.src.pool, term.src.flatten)
+    src = term.src
+    scale = None if src.pool_scale is None else np.array(src.pool_scale, dtype=np.int64)
+    return Synapse(src.layer, term.kind, (w / float(src.divisor)).numpy(), term.stride,
+                   term.padding, term.groups, src.pool, src.flatten, pool_stride=src.pool_stride,
+                   pool_padding=src.pool_padding, pool_scale=scale)
 
 
 def _input_bias(term: _Term, source_shape: tuple[int, ...], mean: torch.Tensor,

@@ -3,9 +3,11 @@
 A network is a list of layers in topological order. Layer 0 is the input (8-bit pixels);
 every other layer is a population of bit-serial neurons (``kind == "neuron"``) or the final
 accumulate-only read-out (``kind == "output"``). Each non-input layer has one or more synapses;
-a synapse reads one earlier layer, optionally sum-pools it (``pool`` × ``pool`` windows, stride
-``pool``; the 1/pool² of the average is already in the weights), optionally flattens it (CHW
-order), and applies a conv or dense map.
+a synapse reads one earlier layer, optionally sum-pools it (``pool`` × ``pool`` windows with
+stride ``pool_stride`` (0: ``pool``) over the map zero-padded by ``pool_padding``, each window
+sum then multiplied by the integer ``pool_scale`` of its position where the average's divisor
+varies), optionally flattens it (CHW order), and applies a conv or dense map. The average's
+divisor (``pool²``, or the common multiple that ``pool_scale`` completes) is in the weights.
 
 Units. A synapse's ``weight`` multiplies the source's integer *code* (pixel value 0..255 for
 the input, ``k`` for a hidden layer), so the float pre-activation is
@@ -47,11 +49,37 @@ class Synapse:
     flatten: bool = False
     weight_int: np.ndarray | None = None  # int64, = mantissa · 2**weight_exp
     weight_exp: int = 0
+    pool_stride: int = 0  # 0: the window size ``pool`` (non-overlapping windows)
+    pool_padding: int = 0
+    pool_scale: np.ndarray | None = None  # int64 (H', W') window-sum multipliers, or None
 
     @property
     def mantissa(self) -> np.ndarray:
         assert self.weight_int is not None
         return self.weight_int >> self.weight_exp
+
+    @property
+    def pool_step(self) -> int:
+        return self.pool_stride or self.pool
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the synapse sum-pools its input at all."""
+        return self.pool > 1 or self.pool_step > 1 or self.pool_padding > 0
+
+    @property
+    def pool_gain(self) -> int:
+        """The most a pooled value can be per unit of input: window size × largest scale."""
+        scale = 1 if self.pool_scale is None else int(np.max(self.pool_scale))
+        return self.pool ** 2 * scale
+
+    def pooled_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The source shape (C, H, W) after the sum-pool (unchanged when not pooled)."""
+        if not self.pooled:
+            return tuple(shape)
+        c, h, w = shape
+        return (c, *(conv_output_size(n, self.pool, self.pool_step, self.pool_padding)
+                     for n in (h, w)))
 
 
 @dataclass

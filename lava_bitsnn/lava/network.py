@@ -114,6 +114,8 @@ class BitSerialNetwork(AbstractProcess):
             in_shape=(self.batch_size, *src.shape), out_shape=(self.batch_size, *layer.shape),
             weight=weight, fan_out=self.fan_outs[idx][k], kind=syn.kind, stride=syn.stride,
             padding=syn.padding, groups=syn.groups, pool=syn.pool, flatten=syn.flatten,
+            pool_stride=syn.pool_stride, pool_padding=syn.pool_padding,
+            pool_scale=syn.pool_scale, pool_gain=syn.pool_gain,
             delay=self.schedule.layers[idx].delays[k],
             graded=src.kind == "input" and src_timing.graded,
             src_start=src_timing.first_send, src_steps=src_timing.send_steps,

@@ -89,10 +89,20 @@ class _Reader:
                     for k in CONV_KEYS}
             if conv.pop("dilation") != 1:
                 raise self.fail(where, "dilation must be 1")
-        return Synapse(source, kind, weight, pool=self.integer(group, "pool", where, 1),
+        pool = self.integer(group, "pool", where, 1)
+        geometry = {k: self.integer(group, k, where, low) if k in group else 0
+                    for k, low in (("pool_stride", 1), ("pool_padding", 0))}
+        if geometry["pool_padding"] > pool // 2:
+            raise self.fail(where, f"pool_padding {geometry['pool_padding']} exceeds half the "
+                                   f"window {pool}")
+        scale = self.array(group, "pool_scale", where, integer=True) \
+            if "pool_scale" in group else None
+        if scale is not None and (scale.ndim != 2 or scale.min() < 1):
+            raise self.fail(where, "'pool_scale' must be a 2-D array of integers >= 1")
+        return Synapse(source, kind, weight, pool=pool,
                        flatten=bool(self.integer(group, "flatten", where)),
                        weight_int=weight_int, weight_exp=self.integer(group, "weight_exp", where),
-                       **conv)
+                       pool_scale=scale, **geometry, **conv)
 
     def layer(self, group: h5py.Group, index: int, encoding: str) -> Layer:
         where = f"layer {index}"
@@ -152,10 +162,18 @@ class _Reader:
 def synapse_output_shape(syn: Synapse, source_shape: tuple[int, ...]) -> tuple[int, ...]:
     """Target shape of a synapse applied to ``source_shape``; ValueError if it does not fit."""
     shape = tuple(source_shape)
-    if syn.pool > 1:
-        if len(shape) != 3 or shape[1] % syn.pool or shape[2] % syn.pool:
+    if syn.pooled:
+        if len(shape) != 3:
+            raise ValueError(f"a pool needs a (C, H, W) source, not {shape}")
+        simple = syn.pool_step == syn.pool and not syn.pool_padding
+        if simple and (shape[1] % syn.pool or shape[2] % syn.pool):
             raise ValueError(f"pool {syn.pool} does not divide {shape}")
-        shape = (shape[0], shape[1] // syn.pool, shape[2] // syn.pool)
+        shape = syn.pooled_shape(shape)
+        if min(shape[1:]) < 1:
+            raise ValueError(f"pool window {syn.pool} is larger than the padded source")
+        if syn.pool_scale is not None and syn.pool_scale.shape != shape[1:]:
+            raise ValueError(f"pool_scale {syn.pool_scale.shape} does not fit the pooled "
+                             f"map {shape[1:]}")
     if syn.flatten:
         shape = (int(np.prod(shape)),)
     w = syn.weight_int

@@ -41,6 +41,12 @@ def _write_synapse(group: h5py.Group, syn: Synapse, float_weights: bool) -> None
     group["weight_exp"] = syn.weight_exp
     group["source"] = syn.source
     group["pool"] = syn.pool
+    if syn.pool_stride and syn.pool_stride != syn.pool:  # optional keys: absent = k×k/stride k
+        group["pool_stride"] = syn.pool_stride
+    if syn.pool_padding:
+        group["pool_padding"] = syn.pool_padding
+    if syn.pool_scale is not None:
+        _array(group, "pool_scale", syn.pool_scale, _smallest_int(syn.pool_scale))
     group["flatten"] = int(syn.flatten)
     if syn.kind == "conv":
         group["stride"] = syn.stride
@@ -100,7 +106,7 @@ def write_lava_dl_cuba(net: Network, path: str | Path) -> None:
     rate-coded, non-leaky IF approximation, θ = D·K), loadable by ``netx.hdf5.Network``.
     Only chains of conv/dense layers without pools or skip edges can be expressed."""
     for layer in net.layers[1:]:
-        if len(layer.synapses) != 1 or layer.synapses[0].pool != 1 or \
+        if len(layer.synapses) != 1 or layer.synapses[0].pooled or \
                 layer.synapses[0].source != net.layers.index(layer) - 1:
             raise BitsnnError(f"layer {layer.name} has pools or skip edges, which lava-dl's "
                               "netx cannot load")

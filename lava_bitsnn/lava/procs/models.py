@@ -167,7 +167,7 @@ class _PyLinearSynapse(_Guarded):
         if self._operands is None:
             p = self.proc_params
             largest_input = (1 << INPUT_BITS) - 1 if p["graded"] else 1  # pixel or spike
-            dtype = exact_float_dtype(self.weight, p["pool"], largest_input
+            dtype = exact_float_dtype(self.weight, p["pool_gain"], largest_input
                                       ) if self.integer else np.float64
             self._operands = (self.weight.astype(dtype),
                               self.fan_out.reshape(-1).astype(np.float64))
@@ -185,7 +185,8 @@ class _PyLinearSynapse(_Guarded):
         weight, fan_out = self.operands()
         # fixed point: integer sums, exact in the chosen dtype, so no rounding is needed
         self.fifo[head] = apply_synapse(s.astype(weight.dtype), weight, p["kind"], p["stride"],
-                                        p["padding"], p["groups"], p["pool"], p["flatten"])
+                                        p["padding"], p["groups"], p["pool"], p["flatten"],
+                                        p["pool_stride"], p["pool_padding"], p["pool_scale"])
         row, _ = self.window(p["src_start"], p["src_steps"])
         if row < 0:
             return

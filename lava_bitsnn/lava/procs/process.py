@@ -41,19 +41,24 @@ class ImageSource(AbstractProcess):
 
 
 class LinearSynapse(AbstractProcess):
-    """Sum-pool → flatten → conv/dense, one-step send-first like Lava's Dense/Conv, with an
+    """Sum-pool (any window, stride, padding; ``pool_gain`` = ``Synapse.pool_gain``) →
+    flatten → conv/dense, one-step send-first like Lava's Dense/Conv, with an
     optional extra ``delay`` held in the ``fifo`` Var (residual shortcuts). Counts synaptic
     ops = Σ spikes × fan-out (graded input: Σ connections, as MACs) per batch and sample."""
 
     def __init__(self, *, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
                  weight: np.ndarray, fan_out: np.ndarray, kind: str, stride: int = 1,
                  padding: int = 0, groups: int = 1, pool: int = 1, flatten: bool = False,
-                 delay: int = 0, graded: bool = False, src_start: int = 1,
-                 src_steps: int = 1, period: int = 1, periods: int = 1,
+                 pool_stride: int = 0, pool_padding: int = 0,
+                 pool_scale: np.ndarray | None = None, pool_gain: int = 1, delay: int = 0,
+                 graded: bool = False, src_start: int = 1, src_steps: int = 1,
+                 period: int = 1, periods: int = 1,
                  precision: str = "fixed", name: str = "synapse") -> None:
         super().__init__(in_shape=in_shape, out_shape=out_shape, kind=kind, stride=stride,
                          padding=padding, groups=groups, pool=pool, flatten=flatten,
-                         delay=delay, graded=graded, src_start=src_start, src_steps=src_steps,
+                         pool_stride=pool_stride, pool_padding=pool_padding,
+                         pool_scale=pool_scale, pool_gain=pool_gain, delay=delay,
+                         graded=graded, src_start=src_start, src_steps=src_steps,
                          period=period, periods=periods, precision=precision, name=name)
         self.s_in = InPort(shape=in_shape)
         self.a_out = OutPort(shape=out_shape)

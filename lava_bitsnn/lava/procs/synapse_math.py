@@ -9,11 +9,26 @@ from lava_bitsnn.core.dynamics import exact_in_float32
 from lava_bitsnn.core.ir import conv_output_size
 
 
-def sum_pool(x: np.ndarray, k: int) -> np.ndarray:
-    if k == 1:
+def sum_pool(x: np.ndarray, k: int, stride: int = 0, padding: int = 0,
+             scale: np.ndarray | None = None) -> np.ndarray:
+    """Window sums of ``k``×``k`` windows, ``stride`` apart (0: ``k``), over the map
+    zero-padded by ``padding``, each times its ``scale`` if given."""
+    stride = stride or k
+    if k == stride == 1 and not padding and scale is None:
         return x
     b, c, h, w = x.shape
-    return x.reshape(b, c, h // k, k, w // k, k).sum(axis=(3, 5))
+    if k == stride and not padding and h % k == 0 and w % k == 0:
+        out = x if k == 1 else x.reshape(b, c, h // k, k, w // k, k).sum(axis=(3, 5))
+    else:
+        if padding:
+            x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        ho = conv_output_size(h, k, stride, padding)
+        wo = conv_output_size(w, k, stride, padding)
+        out = np.zeros((b, c, ho, wo), dtype=x.dtype)
+        for i in range(k):
+            for j in range(k):
+                out += x[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride]
+    return out if scale is None else out * scale.astype(out.dtype)
 
 
 def conv2d(x: np.ndarray, weight: np.ndarray, stride: int, padding: int, groups: int
@@ -39,8 +54,9 @@ def conv2d(x: np.ndarray, weight: np.ndarray, stride: int, padding: int, groups:
 
 
 def apply_synapse(x: np.ndarray, weight: np.ndarray, kind: str, stride: int, padding: int,
-                  groups: int, pool: int, flatten: bool) -> np.ndarray:
-    x = sum_pool(x, pool)
+                  groups: int, pool: int, flatten: bool, pool_stride: int = 0,
+                  pool_padding: int = 0, pool_scale: np.ndarray | None = None) -> np.ndarray:
+    x = sum_pool(x, pool, pool_stride, pool_padding, pool_scale)
     if flatten:
         x = x.reshape(x.shape[0], -1)
     if kind == "dense":
@@ -48,10 +64,11 @@ def apply_synapse(x: np.ndarray, weight: np.ndarray, kind: str, stride: int, pad
     return conv2d(x, weight, stride, padding, groups)
 
 
-def exact_float_dtype(weight: np.ndarray, pool: int, largest_input: int) -> type:
+def exact_float_dtype(weight: np.ndarray, pool_gain: int, largest_input: int) -> type:
     """float32 if it computes this integer synapse exactly, else float64. Every partial sum of
-    an output is at most Σ|w| over its inputs × pool² × the largest input, and float32 holds
-    every integer below 2^24 (float64: 2^53, far above any 24-bit-state network)."""
+    an output is at most Σ|w| over its inputs × the pool's gain (``Synapse.pool_gain``) × the
+    largest input, and float32 holds every integer below 2^24 (float64: 2^53, far above any
+    24-bit-state network)."""
     per_output = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max()
-    return np.float32 if exact_in_float32(int(per_output) * pool ** 2 * largest_input) \
+    return np.float32 if exact_in_float32(int(per_output) * pool_gain * largest_input) \
         else np.float64
