@@ -85,7 +85,7 @@ def write_network(net: Network, path: str | Path, float_weights: bool = True) ->
     float_weights = float_weights and net.has_float_weights
 
     def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", libver="latest") as f:  # compact object headers
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["bits"] = net.bits
@@ -121,7 +121,7 @@ def write_lava_dl_cuba(net: Network, path: str | Path) -> None:
         n["gradedSpike"] = False
 
     def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", libver="latest") as f:  # compact object headers
             idx = 0
             inp = f.create_group(f"layer/{idx}")
             inp["type"] = "input"
