@@ -48,11 +48,14 @@ def _synapse(group: h5py.Group, code: np.ndarray) -> np.ndarray:
         ho, wo = (h + 2 * pad - pool) // stride + 1, (w + 2 * pad - pool) // stride + 1
         scale = group["pool_scale"][()].astype(np.int64) if "pool_scale" in group \
             else np.ones((ho, wo), dtype=np.int64)
+        kind = group["pool_kind"][()] if "pool_kind" in group else b"sum"
+        take_max = (kind.decode() if isinstance(kind, bytes) else kind) == "max"
         x = np.zeros((n, c, ho, wo), dtype=np.int64)
         for i in range(ho):
             for j in range(wo):
                 window = padded[:, :, i * stride:i * stride + pool, j * stride:j * stride + pool]
-                x[:, :, i, j] = window.sum(axis=(2, 3)) * scale[i, j]
+                x[:, :, i, j] = window.max(axis=(2, 3)) if take_max else \
+                    window.sum(axis=(2, 3)) * scale[i, j]
     if int(group["flatten"][()]):
         x = x.reshape(x.shape[0], -1)
     weight = group["weight"][()].astype(np.int64)

@@ -23,8 +23,9 @@ def _bn(channels: int, gen: torch.Generator, dims: int = 2) -> nn.Module:
 def random_qcfs_net(seed: int, bits: int, in_channels: int = 1, size: int = 8,
                     blocks: tuple[str, ...] = ("conv",), classes: int = 5,
                     max_codes: tuple[int, ...] = ()) -> nn.Sequential:
-    """``blocks`` from: conv, stride2, depthwise, pool, gpool, residual (``gpool``: an
+    """``blocks`` from: conv, stride2, depthwise, pool, gpool, mpool, residual (``gpool``: an
     AvgPool2d of window 3 with stride 1 or 2, padding 1, ``count_include_pad`` either way, then
+    a convolution; ``mpool``: a MaxPool2d of window 2 or 3, stride 1 or 2, padding 0 or 1, then
     a convolution). With ``max_codes``, each QCFS draws its largest code K from them (and needs
     ⌈log2(K+1)⌉ bits) instead of 2^bits − 1. The same arguments give the same network,
     whatever ran before (the layers' default init draws from a generator seeded here)."""
@@ -66,9 +67,17 @@ def _random_qcfs_net(seed: int, bits: int, in_channels: int, size: int,
         elif kind == "gpool" and side >= 3:
             stride = 1 + int(torch.randint(2, (1,), generator=gen))
             include = bool(torch.randint(2, (1,), generator=gen))
-            if not isinstance(layers[-1], nn.AvgPool2d):  # two pools in a row do not convert
+            if not isinstance(layers[-1], (nn.AvgPool2d, nn.MaxPool2d)):  # two in a row do not
                 layers.append(nn.AvgPool2d(3, stride, 1, count_include_pad=include))
                 side = (side - 1) // stride + 1
+            layers += [nn.Conv2d(c, c, 3, padding=1, bias=False), _bn(c, gen), _act(bits, gen)]
+        elif kind == "mpool" and side >= 3:
+            k = 2 + int(torch.randint(2, (1,), generator=gen))
+            stride = 1 + int(torch.randint(2, (1,), generator=gen))
+            pad = int(torch.randint(k // 2 + 1, (1,), generator=gen))
+            if not isinstance(layers[-1], (nn.AvgPool2d, nn.MaxPool2d)):
+                layers.append(nn.MaxPool2d(k, stride, pad))
+                side = (side + 2 * pad - k) // stride + 1
             layers += [nn.Conv2d(c, c, 3, padding=1, bias=False), _bn(c, gen), _act(bits, gen)]
         elif kind == "residual":
             body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), _bn(c, gen),

@@ -49,12 +49,13 @@ def _assert_matches_file(model, net, path, pixels, dtype=torch.float64) -> None:
 @settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(seed=st.integers(0, 10_000), bits=st.integers(1, 8),
-       blocks=st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "residual"]),
-                       min_size=1, max_size=3),
+       blocks=st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "gpool",
+                                        "mpool", "residual"]), min_size=1, max_size=3),
        time_steps=st.integers(1, 8), dtype=st.sampled_from([torch.float32, torch.float64]))
 def test_the_model_is_the_exported_qann_on_random_networks(tmp_path_factory, seed, bits, blocks,
                                                             time_steps, dtype):
-    """Residual, depthwise, strided, pooled nets of 1..8 bits, T ≤ b, float32 and float64:
+    """Residual, depthwise, strided, average- and max-pooled nets of 1..8 bits, T ≤ b, float32
+    and float64:
     the model's codes and logits equal the file's integer QANN, after its parameters moved."""
     model = random_qcfs_net(seed, bits, 2, 8, tuple(blocks))
     net = convert_model(model, (2, 8, 8), [0.3, 0.4], [0.25, 0.35], list("abcde"),

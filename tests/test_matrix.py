@@ -1,8 +1,8 @@
 """The equivalence matrix: every engine {step-wise reference, fused reference, Lava} in every
 precision it has {fixed, float}, on the trained digits model and on hypothesis-generated
-networks (residual, depthwise, strided, pooled with any window/stride/padding; 1..8 bits;
-both input encodings; any largest code K, mixed per layer), against two oracles that share
-no code with the engines:
+networks (residual, depthwise, strided, average- and max-pooled with any window, stride and
+padding; 1..8 bits; both input encodings; any largest code K, mixed per layer), against two
+oracles that share no code with the engines:
 
 * fixed point: the integer QANN computed from the netx file alone (``tests/oracles.py``):
   every hidden code, every recorded spike (the code's bits, MSB first) and the logits exact;
@@ -36,7 +36,7 @@ from tests.random_nets import random_qcfs_net
 COMBOS = [("stepwise", "fixed"), ("fused", "fixed"), ("lava", "fixed"), ("stepwise", "float"),
           ("lava", "float")]
 SLOW = [HealthCheck.too_slow, HealthCheck.filter_too_much]
-BLOCKS = st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "gpool",
+BLOCKS = st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "gpool", "mpool",
                                    "residual"]), min_size=1, max_size=3)
 
 
@@ -196,8 +196,8 @@ def test_random_networks_on_the_reference(engine, precision, seed, bits, blocks,
 @given(seed=st.integers(0, 10_000), bits=st.integers(1, 6),
        encoding=st.sampled_from(["bit-serial", "graded"]))
 def test_random_networks_on_lava(precision, seed, bits, encoding):
-    model, net, x = _random_case(seed, bits, ["depthwise", "gpool", "residual", "stride2"],
-                                 encoding)
+    model, net, x = _random_case(seed, bits, ["mpool", "depthwise", "gpool", "residual",
+                                              "stride2"], encoding)
     _check_random("lava", precision, model, net, x)
 
 

@@ -158,7 +158,7 @@ def test_bad_inputs_give_one_line_errors(relu_digits, tmp_path):
     one_line_error(cli("export", str(tmp_path / "gone.pt"), "-o", str(out), *meta),
                    "a class of the pickled model cannot be imported", out)
     one_line_error(cli("export", str(relu_digits / "relu.pt"), "-o", str(out), *meta),
-                   "pass --maxpool avg", out)
+                   "pass --maxpool keep", out)
     one_line_error(cli("export", str(relu_digits / "relu.pt"), "-o", str(out), *meta,
                        "--maxpool", "avg"), "replace ReLU with QCFS and fine-tune", out)
 

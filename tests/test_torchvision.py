@@ -25,14 +25,15 @@ def _random_bn(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def _check(model: nn.Module, shape: tuple[int, int, int], bits: int = 3, lava: bool = False):
+def _check(model: nn.Module, shape: tuple[int, int, int], bits: int = 3, lava: bool = False,
+           maxpool: str = "avg"):
     from lava_bitsnn.ann.data import normalise
 
     torch.manual_seed(0)
     mean, std = [0.5] * shape[0], [0.25] * shape[0]
     pixels = np.random.default_rng(0).integers(0, 256, (10, *shape)).astype(np.uint8)
     model = relu_to_qcfs(_random_bn(model), bits, calibration=normalise(pixels[2:], mean, std),
-                         maxpool="avg")
+                         maxpool=maxpool)
     net = convert_model(model, shape, mean, std, [str(i) for i in range(10)])
     pixels = pixels[:2]
     report = verify_batch(model, net, pixels, np.zeros(2, dtype=np.int64))
@@ -102,6 +103,14 @@ def test_resnet18_imagenet_stem_after_maxpool_avg():
     pooled = [(s.pool, s.pool_step, s.pool_padding) for layer in net.layers
               for s in layer.synapses if s.pooled]
     assert pooled == [(3, 2, 1), (3, 2, 1), (2, 2, 0)]  # the stem twice, the global pool
+
+
+def test_resnet18_imagenet_stem_keeps_its_maxpool():
+    """``maxpool="keep"``: the stem's own MaxPool2d(3, 2, 1), taken bit-serially by
+    ``layer1.0.conv1`` and the shortcut beside it: the SNN equals the ANN with the max-pool."""
+    net = _check(torchvision.models.resnet18(num_classes=10), (3, 64, 64), maxpool="keep")
+    assert [s.pool_kind for layer in net.layers for s in layer.synapses if s.pooled] == \
+        ["max", "max", "sum"]
 
 
 @pytest.mark.parametrize("pools,message", [

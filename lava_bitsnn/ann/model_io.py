@@ -118,9 +118,10 @@ def add_model_args(p: argparse.ArgumentParser, dataset_flag: bool = True) -> Non
     g.add_argument("--levels", type=int, metavar="L",
                    help="QCFS levels L (codes 0..L) for activations that do not store it")
     g.add_argument("--maxpool", choices=MAXPOOL_POLICIES, default="refuse",
-                   help="MaxPool2d: refuse (default) or avg (swap for AvgPool2d; outside "
-                        "bitsnn-train --from the swapped model is not fine-tuned and differs "
-                        "from yours: a warning says so)")
+                   help="MaxPool2d: refuse (default), keep (exact: the SNN takes the maximum "
+                        "bit-serially; not with the IF baseline) or avg (swap for AvgPool2d; "
+                        "outside bitsnn-train --from the swapped model is not fine-tuned and "
+                        "differs from yours: a warning says so)")
     if dataset_flag:
         g.add_argument("--dataset", metavar="NAME",
                        help="take normalisation, input shape and class names from this dataset")
@@ -448,12 +449,14 @@ def load_source(path: str | Path, args: argparse.Namespace, dataset: Any | None 
         raise BitsnnError("--forward-kwargs does not apply to a lava-bitsnn checkpoint")
     model, found = adapt_activations(model, levels)
     swapped: list[str] = []
-    if not relu and maxpool_paths(model):
-        if getattr(args, "maxpool", "refuse") != "avg":
+    # a checkpoint of ours that still max-pools was fine-tuned with --maxpool keep
+    policy = "keep" if checkpoint is not None else getattr(args, "maxpool", "refuse")
+    if not relu and maxpool_paths(model) and policy != "keep":
+        if policy != "avg":
             first = maxpool_paths(model)[0]
-            raise BitsnnError(f"{first} (MaxPool2d): max-pooling has no exact spiking form; "
-                              "pass --maxpool avg to swap it for AvgPool2d (then fine-tune "
-                              "with bitsnn-train --from)")
+            raise BitsnnError(f"{first} (MaxPool2d): pass --maxpool keep (the SNN takes the "
+                              "maximum exactly, bit-serially) or --maxpool avg (swap it for "
+                              "AvgPool2d, then fine-tune with bitsnn-train --from)")
         swapped = swap_maxpool(model)  # the CLIs print swap_warning()
     return ModelSource(model, kind, description, tuple(meta["input_shape"]),
                        [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]],

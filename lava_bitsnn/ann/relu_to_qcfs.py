@@ -1,10 +1,11 @@
 """Turn a ReLU-trained model into a QCFS model for fine-tuning (paper A.9).
 
-Every ``nn.ReLU``/``nn.ReLU6`` module becomes ``QCFS(bits)`` (or ``QCFS(max_code=L)``) and every
-``nn.MaxPool2d`` an ``nn.AvgPool2d`` of the same geometry (max-pooling has no exact spiking
-form). Functional ReLUs (``F.relu``, ``torch.relu``, ``x.relu()``) are turned into modules
-first with ``torch.fx`` (the model then comes back as a ``GraphModule``). Thresholds are
-initialised from the data: λ is the 99.9th percentile of the positive pre-activations of a
+Every ``nn.ReLU``/``nn.ReLU6`` module becomes ``QCFS(bits)`` (or ``QCFS(max_code=L)``); every
+``nn.MaxPool2d`` becomes an ``nn.AvgPool2d`` of the same geometry (``maxpool="avg"``), stays
+(``"keep"``: the SNN takes the maximum exactly, bit by bit) or is refused (``"refuse"``).
+Functional ReLUs (``F.relu``, ``torch.relu``, ``x.relu()``) are turned into modules first with
+``torch.fx`` (the model then comes back as a ``GraphModule``). Thresholds are initialised from
+the data: λ is the 99.9th percentile of the positive pre-activations of a
 calibration batch, a common conversion heuristic; fine-tuning then learns them.
 """
 
@@ -20,7 +21,7 @@ from lava_bitsnn.errors import BitsnnError
 
 _RELU_FUNCTIONS = (F.relu, torch.relu, F.relu_, torch.relu_, F.relu6)
 _RELU_METHODS = ("relu", "relu_")
-MAXPOOL_POLICIES = ("refuse", "avg")
+MAXPOOL_POLICIES = ("refuse", "avg", "keep")
 
 
 def maxpool_paths(model: nn.Module) -> list[str]:
@@ -134,12 +135,14 @@ def relu_to_qcfs(model: nn.Module, bits: int | None = None,
                  maxpool: str = "avg") -> nn.Module:
     """Swap activations (and, with ``maxpool="avg"``, max-pools) and calibrate thresholds if a
     batch is given. Modules are swapped in place; the model is returned (a ``GraphModule``
-    when ``forward`` calls ReLU as a function). ``maxpool="refuse"`` raises on a MaxPool2d."""
+    when ``forward`` calls ReLU as a function). ``maxpool="refuse"`` raises on a MaxPool2d;
+    ``"keep"`` keeps it."""
     if maxpool not in MAXPOOL_POLICIES:
         raise BitsnnError(f"--maxpool must be one of {', '.join(MAXPOOL_POLICIES)}")
     if maxpool == "refuse" and (paths := maxpool_paths(model)):
-        raise BitsnnError(f"{paths[0]} (MaxPool2d): max-pooling has no exact spiking form; "
-                          "pass --maxpool avg to swap it for AvgPool2d before fine-tuning")
+        raise BitsnnError(f"{paths[0]} (MaxPool2d): pass --maxpool keep (the SNN takes the "
+                          "maximum exactly, bit-serially) or --maxpool avg (swap it for "
+                          "AvgPool2d before fine-tuning)")
     if bits is None and levels is None:
         raise BitsnnError("give the QCFS bits (--bits B) or levels (--levels L)")
     model = functional_relus_to_modules(model)

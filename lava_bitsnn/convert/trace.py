@@ -26,15 +26,11 @@ from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.core.ir import INPUT_BITS, Layer, Synapse
 from lava_bitsnn.errors import BitsnnError
 
-SUPPORTED = ("supported are Conv2d, Linear, BatchNorm, AvgPool2d, AdaptiveAvgPool2d, Flatten, "
-             "Dropout, Identity, QCFS (and the adapted MyFloor / IF) and residual adds")
-_MAXPOOL_HINT = ("max-pooling has no exact spiking form: swap it for AvgPool2d with --maxpool avg "
-                 "and fine-tune (bitsnn-train --from MODEL --maxpool avg; in Python "
-                 "lava_bitsnn.ann.relu_to_qcfs)")
+SUPPORTED = ("supported are Conv2d, Linear, BatchNorm, AvgPool2d, AdaptiveAvgPool2d, MaxPool2d, "
+             "Flatten, Dropout, Identity, QCFS (and the adapted MyFloor / IF) and residual adds")
 _RELU_HINT = ("replace ReLU with QCFS and fine-tune (bitsnn-train --from MODEL --bits B; in "
               "Python lava_bitsnn.ann.relu_to_qcfs)")
 _HINTS = {
-    nn.MaxPool2d: _MAXPOOL_HINT,
     nn.ReLU: _RELU_HINT,
     nn.ReLU6: _RELU_HINT.replace("ReLU", "ReLU6", 1),
 }
@@ -44,7 +40,8 @@ _IDENTITY_METHODS = ("contiguous", "clone", "detach")
 
 
 _SUPPORTED_TYPES = (nn.Identity, nn.Dropout, nn.Conv2d, nn.Linear, nn.BatchNorm1d,
-                    nn.BatchNorm2d, QCFS, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten)
+                    nn.BatchNorm2d, QCFS, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool2d,
+                    nn.Flatten)
 
 
 def _check_module_type(path: str, m: nn.Module) -> None:
@@ -68,6 +65,7 @@ class _Spikes:
     pool_padding: int = 0
     pool_scale: tuple[tuple[int, ...], ...] | None = None
     pool_divisor: int = 0  # the average's divisor in the weights (0: pool²)
+    pool_kind: str = "sum"  # "max": a MaxPool2d, taken bit-serially by the next synapse
 
     @property
     def divisor(self) -> int:
@@ -181,6 +179,8 @@ class _Builder:
             return self.neuron(path, m, self.affine(x, path), out_shape)
         if isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             return self.pool(path, m, self.spikes_arg(x, path), out_shape)
+        if isinstance(m, nn.MaxPool2d):
+            return self.max_pool(path, m, self.spikes_arg(x, path), out_shape)
         if isinstance(m, nn.Flatten):
             return self.flatten(path, x, out_shape)
         _check_module_type(path, m)
@@ -206,6 +206,9 @@ class _Builder:
         c, h, w = src.shape
         if tuple(out_shape[-2:]) == (h, w) and isinstance(m, nn.AdaptiveAvgPool2d):
             return src  # the identity
+        if src.pool_kind == "max":
+            raise BitsnnError(f"{path}: an average pool right after a max-pool is not "
+                              "supported")
         k = _simple_pool(m, h, w)
         if k and not src.general:
             return _Spikes(src.layer, (c, h // k, w // k), src.pool * k)
@@ -213,6 +216,22 @@ class _Builder:
         if src.pool > 1:  # the earlier k×k pool joins the general ones
             general = (nn.AvgPool2d(src.pool),) + general
         return _Spikes(src.layer, tuple(int(d) for d in out_shape), 1, False, general + (m,))
+
+    def max_pool(self, path: str, m: nn.MaxPool2d, src: _Spikes, out_shape: tuple[int, ...]
+                 ) -> _Spikes:
+        """A MaxPool2d: the next synapse takes its window maxima bit by bit (exact: codes
+        arrive MSB first; ``dynamics.max_pool_bits``)."""
+        if src.flatten or len(src.shape) != 3:
+            raise BitsnnError(f"{path}: pooling after flatten is not supported")
+        if src.pool > 1 or src.general or src.pool_kind == "max":
+            raise BitsnnError(f"{path}: a max-pool right after another pool is not supported")
+        if m.ceil_mode or m.return_indices or _single(m.dilation, "dilation", path) != 1:
+            raise BitsnnError(f"{path}: a MaxPool2d with ceil_mode, return_indices or "
+                              "dilation is not supported")
+        k = _single(m.kernel_size, "pool window", path)
+        stride = _single(m.stride if m.stride is not None else k, "pool stride", path)
+        return _Spikes(src.layer, tuple(int(d) for d in out_shape), k, False, (), stride,
+                       _single(m.padding, "pool padding", path), None, 1, "max")
 
     def flatten(self, path: str, x, out_shape: tuple[int, ...]) -> _Spikes:
         src = self.spikes_arg(x, path)
@@ -423,8 +442,12 @@ def _function(builder: _Builder, node: torch.fx.Node, args: list, shape: tuple[i
     if (not method and fn in _RELU_FUNCTIONS) or (method and fn in ("relu", "relu_")):
         raise BitsnnError(f"unsupported operation {name} (a functional ReLU): {_RELU_HINT}")
     if not method and fn in (F.max_pool2d, torch.max_pool2d):
-        raise BitsnnError(f"unsupported operation {name} (a functional max-pool): "
-                          f"{_MAXPOOL_HINT}")
+        names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+        kwargs = {**dict(zip(names, args[1:], strict=False)), **node.kwargs}
+        if not kwargs.get("stride"):
+            kwargs["stride"] = None
+        return builder.max_pool(name, nn.MaxPool2d(**kwargs), builder.spikes_arg(args[0], name),
+                                shape)
     raise BitsnnError(f"unsupported operation {name} ({node.op} {getattr(fn, '__name__', fn)})")
 
 
@@ -486,7 +509,7 @@ def _term_synapse(term: _Term, unit: torch.Tensor) -> Synapse:
     scale = None if src.pool_scale is None else np.array(src.pool_scale, dtype=np.int64)
     return Synapse(src.layer, term.kind, (w / float(src.divisor)).numpy(), term.stride,
                    term.padding, term.groups, src.pool, src.flatten, pool_stride=src.pool_stride,
-                   pool_padding=src.pool_padding, pool_scale=scale)
+                   pool_padding=src.pool_padding, pool_scale=scale, pool_kind=src.pool_kind)
 
 
 def _input_bias(term: _Term, source_shape: tuple[int, ...], mean: torch.Tensor,

@@ -122,6 +122,30 @@ def logits(u: np.ndarray, unit: float, integer: bool, steps_averaged: int = 1) -
     return out / steps_averaged if steps_averaged != 1 else out
 
 
+def pool_windows(x: np.ndarray, k: int, stride: int, padding: int) -> np.ndarray:
+    """(B, C, H, W) → (B, C, H', W', k, k): every pooling window of the zero-padded map."""
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    view = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+    return view[:, :, ::stride, ::stride]
+
+
+def max_pool_bits(bits: np.ndarray, candidates: np.ndarray | None, k: int, stride: int,
+                  padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the exact bit-serial max-pool. Codes arrive MSB first, one bit per step;
+    each window keeps the inputs still tied for its maximum (``candidates``, all of them at a
+    sample's first bit: pass None). The window sends 1 if any candidate sends 1, and then the
+    candidates that sent 0 drop out, since their codes are now known to be smaller. After the
+    last bit the window has sent exactly the bits of its largest code (codes are ≥ 0, so the
+    zero padding never wins). Returns (the pooled bits, the candidates for the next bit)."""
+    window = pool_windows(bits, k, stride, padding).astype(bool)
+    if candidates is None:
+        candidates = np.ones(window.shape, dtype=bool)
+    live = window & candidates
+    out = live.any(axis=(-2, -1))
+    return out.astype(bits.dtype), np.where(out[..., None, None], live, candidates)
+
+
 def exact_in_float32(partial_sum_bound: int) -> bool:
     """Whether integer sums bounded in magnitude by ``partial_sum_bound`` are exact in
     float32 whatever the summation order (every partial sum is then an integer < 2^24)."""

@@ -2,7 +2,9 @@
 reaches, with borders, strides, groups, sum-pools and flatten taken into account. Synaptic
 ops are Σ spikes × fan-out; the sum of the fan-outs is the layer's connection (MAC) count.
 A sum-pool is counted unrolled, as the pool folded into the weights: a source reaches each
-target once per window that holds it (overlapping windows count once each)."""
+target once per window that holds it (overlapping windows count once each). A max-pooling
+synapse is counted the same way, as if every source spike passed its windows: an upper bound,
+since a spike of an input that has lost its window's maximum goes no further."""
 
 from __future__ import annotations
 

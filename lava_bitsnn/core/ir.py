@@ -8,6 +8,8 @@ stride ``pool_stride`` (0: ``pool``) over the map zero-padded by ``pool_padding`
 sum then multiplied by the integer ``pool_scale`` of its position where the average's divisor
 varies), optionally flattens it (CHW order), and applies a conv or dense map. The average's
 divisor (``pool²``, or the common multiple that ``pool_scale`` completes) is in the weights.
+A max-pooling synapse (``pool_kind == "max"``) takes the window maxima instead, bit-serially
+(``dynamics.max_pool_bits``), with no divisor and no scale.
 
 Units. A synapse's ``weight`` multiplies the source's integer *code* (pixel value 0..255 for
 the input, ``k`` for a hidden layer), so the float pre-activation is
@@ -29,6 +31,7 @@ MANTISSA_MIN, MANTISSA_MAX = -128, 127
 INPUT_BITS = 8
 MAX_BITS = 8  # the most activation bits of a hidden layer
 ENCODINGS = ("bit-serial", "graded")
+POOL_KINDS = ("sum", "max")
 
 
 def conv_output_size(n: int, kernel: int, stride: int, padding: int) -> int:
@@ -52,6 +55,7 @@ class Synapse:
     pool_stride: int = 0  # 0: the window size ``pool`` (non-overlapping windows)
     pool_padding: int = 0
     pool_scale: np.ndarray | None = None  # int64 (H', W') window-sum multipliers, or None
+    pool_kind: str = "sum"  # "sum" (average pools) or "max"
 
     @property
     def mantissa(self) -> np.ndarray:
@@ -65,11 +69,15 @@ class Synapse:
     @property
     def pooled(self) -> bool:
         """Whether the synapse sum-pools its input at all."""
-        return self.pool > 1 or self.pool_step > 1 or self.pool_padding > 0
+        return (self.pool > 1 or self.pool_step > 1 or self.pool_padding > 0
+                or self.pool_scale is not None)
 
     @property
     def pool_gain(self) -> int:
-        """The most a pooled value can be per unit of input: window size × largest scale."""
+        """The most a pooled value can be per unit of input: window size × largest scale (a
+        maximum: 1)."""
+        if self.pool_kind == "max":
+            return 1
         scale = 1 if self.pool_scale is None else int(np.max(self.pool_scale))
         return self.pool ** 2 * scale
 

@@ -96,6 +96,10 @@ def check_time_steps(net: Network, neuron: str, time_steps: int | None) -> None:
     """ValueError unless ``time_steps`` fits the neuron (bit-serial: 1..the most bits)."""
     if neuron not in NEURONS:
         raise ValueError(f"neuron must be one of {NEURONS}")
+    if neuron == "if" and any(s.pool_kind == "max" for layer in net.layers
+                              for s in layer.synapses):
+        raise ValueError("the QCFS IF baseline has no exact max-pool, and this network "
+                         "max-pools: run it with the bit-serial neuron")
     if time_steps is None:
         return
     if time_steps < 1:

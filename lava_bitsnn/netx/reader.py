@@ -21,6 +21,7 @@ from lava_bitsnn.core.ir import (
     MANTISSA_MAX,
     MANTISSA_MIN,
     MAX_BITS,
+    POOL_KINDS,
     Layer,
     Network,
     Synapse,
@@ -99,10 +100,14 @@ class _Reader:
             if "pool_scale" in group else None
         if scale is not None and (scale.ndim != 2 or scale.min() < 1):
             raise self.fail(where, "'pool_scale' must be a 2-D array of integers >= 1")
+        pool_kind = self.get(group, "pool_kind", where) if "pool_kind" in group else "sum"
+        if pool_kind not in POOL_KINDS or (pool_kind == "max" and scale is not None):
+            raise self.fail(where, f"'pool_kind' must be one of {', '.join(POOL_KINDS)} (max "
+                                   f"without pool_scale), got {pool_kind!r}")
         return Synapse(source, kind, weight, pool=pool,
                        flatten=bool(self.integer(group, "flatten", where)),
                        weight_int=weight_int, weight_exp=self.integer(group, "weight_exp", where),
-                       pool_scale=scale, **geometry, **conv)
+                       pool_scale=scale, pool_kind=pool_kind, **geometry, **conv)
 
     def layer(self, group: h5py.Group, index: int, encoding: str) -> Layer:
         where = f"layer {index}"

@@ -47,6 +47,8 @@ def _write_synapse(group: h5py.Group, syn: Synapse, float_weights: bool) -> None
         group["pool_padding"] = syn.pool_padding
     if syn.pool_scale is not None:
         _array(group, "pool_scale", syn.pool_scale, _smallest_int(syn.pool_scale))
+    if syn.pool_kind != "sum":
+        group["pool_kind"] = syn.pool_kind
     group["flatten"] = int(syn.flatten)
     if syn.kind == "conv":
         group["stride"] = syn.stride

@@ -131,15 +131,18 @@ class ReferenceEngine:
     def _integer(self) -> bool:
         return self.precision == "fixed"
 
-    def _current(self, layer_idx: int, inputs: list[np.ndarray | None]) -> np.ndarray:
+    def _current(self, layer_idx: int, inputs: list[np.ndarray | None],
+                 pooled: list[bool] | None = None) -> np.ndarray:
         """Σ over synapses of W · input (inputs indexed like the layer's synapses; None: no
-        input this step)."""
+        input this step; ``pooled``: which inputs are max-pooled already)."""
         layer = self.net.layers[layer_idx]
         total = np.zeros((0,))
-        for syn, w, x in zip(layer.synapses, self._weights[layer_idx], inputs, strict=True):
+        pooled = pooled or [False] * len(inputs)
+        for syn, w, x, done in zip(layer.synapses, self._weights[layer_idx], inputs, pooled,
+                                   strict=True):
             if x is None:
                 continue
-            y = apply_synapse(syn, torch.from_numpy(x.astype(np.float64)), w).numpy()
+            y = apply_synapse(syn, torch.from_numpy(x.astype(np.float64)), w, done).numpy()
             total = y if not total.size else total + y
         return total.reshape(total.shape[0], *layer.shape) if total.size else np.float64(0.0)
 
@@ -172,13 +175,25 @@ class ReferenceEngine:
         else:
             per_step, first_extra = dyn.split_bias(bias, timing.acc_steps, self._integer())
         u = np.zeros((n, *layer.shape))
+        max_bits = [s.pool_kind == "max" and not src.graded
+                    for s, (src, _) in zip(layer.synapses, sources, strict=True)]
+        candidates: list[np.ndarray | None] = [None] * len(sources)
         for t in range(1, timing.acc_steps + 1):
-            frames = [dyn.source_frame(code, src.send_bits, t - o, src.graded)
-                      if 1 <= t - o <= src.send_steps else None
-                      for (src, code), o in zip(sources, timing.offsets, strict=True)]
+            frames: list[np.ndarray | None] = []
+            for k, ((src, code), o, syn) in enumerate(zip(sources, timing.offsets,
+                                                          layer.synapses, strict=True)):
+                if not 1 <= t - o <= src.send_steps:
+                    frames.append(None)
+                    continue
+                frame = dyn.source_frame(code, src.send_bits, t - o, src.graded)
+                if max_bits[k]:  # the window maxima, bit by bit (a new sample at bit 1)
+                    frame, candidates[k] = dyn.max_pool_bits(
+                        frame, None if t - o == 1 else candidates[k], syn.pool, syn.pool_step,
+                        syn.pool_padding)
+                frames.append(frame)
             shift_bits = t if "left-shift" in self.ablate else timing.shift_bits
-            u, clipped = dyn.accumulate(u, self._current(idx, frames), t, shift_bits, per_step,
-                                        first_extra, self._integer())
+            u, clipped = dyn.accumulate(u, self._current(idx, frames, max_bits), t, shift_bits,
+                                        per_step, first_extra, self._integer())
             counts.overflows += clipped
             if fire is not None:
                 u = fire.step(u)

@@ -179,14 +179,24 @@ class _PyLinearSynapse(_Guarded):
         self.a_out.send(self.fifo[head])  # computed p["delay"] + 1 steps ago
         self.fifo_head[0] = (head + 1) % self.fifo.shape[0]
         s = self.s_in.recv()
+        max_bits = p["pool_kind"] == "max" and not p["graded"]
+        if max_bits and self.window(p["src_start"], p["src_steps"])[1] == 1:
+            self.candidates[:] = 1  # a new sample's first bit: every input is a candidate
         if not s.any():
             self.fifo[head] = 0
             return
         weight, fan_out = self.operands()
+        pool = (p["pool"], p["flatten"], p["pool_stride"], p["pool_padding"], p["pool_scale"],
+                p["pool_kind"])
+        x = s
+        if max_bits:  # the window maxima, one bit per step; the map then takes no pool
+            x, candidates = dyn.max_pool_bits(s, self.candidates.astype(bool), p["pool"],
+                                              p["pool_stride"] or p["pool"], p["pool_padding"])
+            self.candidates[:] = candidates
+            pool = (1, p["flatten"], 0, 0, None, "sum")
         # fixed point: integer sums, exact in the chosen dtype, so no rounding is needed
-        self.fifo[head] = apply_synapse(s.astype(weight.dtype), weight, p["kind"], p["stride"],
-                                        p["padding"], p["groups"], p["pool"], p["flatten"],
-                                        p["pool_stride"], p["pool_padding"], p["pool_scale"])
+        self.fifo[head] = apply_synapse(x.astype(weight.dtype), weight, p["kind"], p["stride"],
+                                        p["padding"], p["groups"], *pool)
         row, _ = self.window(p["src_start"], p["src_steps"])
         if row < 0:
             return
@@ -208,6 +218,7 @@ class PyLinearSynapseFloat(_PyLinearSynapse):
     fan_out: np.ndarray = LavaPyType(np.ndarray, np.int64)
     fifo: np.ndarray = LavaPyType(np.ndarray, np.float64)
     fifo_head: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    candidates: np.ndarray = LavaPyType(np.ndarray, np.int64)
     synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spikes_in: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
@@ -223,6 +234,7 @@ class PyLinearSynapseFixed(_PyLinearSynapse):
     fan_out: np.ndarray = LavaPyType(np.ndarray, np.int64)
     fifo: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     fifo_head: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    candidates: np.ndarray = LavaPyType(np.ndarray, np.int64)
     synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spikes_in: np.ndarray = LavaPyType(np.ndarray, np.int64)
 

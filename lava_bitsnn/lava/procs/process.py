@@ -41,23 +41,27 @@ class ImageSource(AbstractProcess):
 
 
 class LinearSynapse(AbstractProcess):
-    """Sum-pool (any window, stride, padding; ``pool_gain`` = ``Synapse.pool_gain``) →
-    flatten → conv/dense, one-step send-first like Lava's Dense/Conv, with an
-    optional extra ``delay`` held in the ``fifo`` Var (residual shortcuts). Counts synaptic
-    ops = Σ spikes × fan-out (graded input: Σ connections, as MACs) per batch and sample."""
+    """Sum-pool (any window, stride, padding; ``pool_gain`` = ``Synapse.pool_gain``) or
+    bit-serial max-pool (``pool_kind="max"``, the window state in ``candidates``; give the
+    source's ``pooled_shape``) → flatten → conv/dense, one-step send-first like Lava's
+    Dense/Conv, with an optional extra ``delay`` held in the ``fifo`` Var (residual
+    shortcuts). Counts synaptic ops = Σ spikes × fan-out (graded input: Σ connections, as
+    MACs) per batch and sample."""
 
     def __init__(self, *, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
                  weight: np.ndarray, fan_out: np.ndarray, kind: str, stride: int = 1,
                  padding: int = 0, groups: int = 1, pool: int = 1, flatten: bool = False,
                  pool_stride: int = 0, pool_padding: int = 0,
-                 pool_scale: np.ndarray | None = None, pool_gain: int = 1, delay: int = 0,
+                 pool_scale: np.ndarray | None = None, pool_gain: int = 1,
+                 pool_kind: str = "sum", pooled_shape: tuple[int, ...] = (), delay: int = 0,
                  graded: bool = False, src_start: int = 1, src_steps: int = 1,
                  period: int = 1, periods: int = 1,
                  precision: str = "fixed", name: str = "synapse") -> None:
         super().__init__(in_shape=in_shape, out_shape=out_shape, kind=kind, stride=stride,
                          padding=padding, groups=groups, pool=pool, flatten=flatten,
                          pool_stride=pool_stride, pool_padding=pool_padding,
-                         pool_scale=pool_scale, pool_gain=pool_gain, delay=delay,
+                         pool_scale=pool_scale, pool_gain=pool_gain, pool_kind=pool_kind,
+                         delay=delay,
                          graded=graded, src_start=src_start, src_steps=src_steps,
                          period=period, periods=periods, precision=precision, name=name)
         self.s_in = InPort(shape=in_shape)
@@ -66,6 +70,9 @@ class LinearSynapse(AbstractProcess):
         self.fan_out = Var(shape=fan_out.shape, init=fan_out)
         self.fifo = Var(shape=(delay + 1, *out_shape), init=0)  # currents not yet sent
         self.fifo_head = Var(shape=(1,), init=0)
+        # bit-serial max-pool: per window, the inputs still tied for its maximum
+        window = (in_shape[0], *pooled_shape[-3:], pool, pool) if pool_kind == "max" else (1,)
+        self.candidates = Var(shape=window, init=1)
         self.synops = Var(shape=(_rows(periods), in_shape[0]), init=0)
         self.spikes_in = Var(shape=(_rows(periods), in_shape[0]), init=0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lava_bitsnn.core.dynamics import exact_in_float32
+from lava_bitsnn.core.dynamics import exact_in_float32, pool_windows
 from lava_bitsnn.core.ir import conv_output_size
 
 
@@ -20,14 +20,7 @@ def sum_pool(x: np.ndarray, k: int, stride: int = 0, padding: int = 0,
     if k == stride and not padding and h % k == 0 and w % k == 0:
         out = x if k == 1 else x.reshape(b, c, h // k, k, w // k, k).sum(axis=(3, 5))
     else:
-        if padding:
-            x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-        ho = conv_output_size(h, k, stride, padding)
-        wo = conv_output_size(w, k, stride, padding)
-        out = np.zeros((b, c, ho, wo), dtype=x.dtype)
-        for i in range(k):
-            for j in range(k):
-                out += x[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride]
+        out = pool_windows(x, k, stride, padding).sum(axis=(-2, -1), dtype=x.dtype)
     return out if scale is None else out * scale.astype(out.dtype)
 
 
@@ -55,8 +48,14 @@ def conv2d(x: np.ndarray, weight: np.ndarray, stride: int, padding: int, groups:
 
 def apply_synapse(x: np.ndarray, weight: np.ndarray, kind: str, stride: int, padding: int,
                   groups: int, pool: int, flatten: bool, pool_stride: int = 0,
-                  pool_padding: int = 0, pool_scale: np.ndarray | None = None) -> np.ndarray:
-    x = sum_pool(x, pool, pool_stride, pool_padding, pool_scale)
+                  pool_padding: int = 0, pool_scale: np.ndarray | None = None,
+                  pool_kind: str = "sum") -> np.ndarray:
+    """``pool_kind="max"`` takes the window maxima of the values ``x`` (the graded input; the
+    Lava synapse pools spikes itself with ``dynamics.max_pool_bits`` and passes no pool)."""
+    if pool_kind == "max":
+        x = pool_windows(x, pool, pool_stride or pool, pool_padding).max(axis=(-2, -1))
+    else:
+        x = sum_pool(x, pool, pool_stride, pool_padding, pool_scale)
     if flatten:
         x = x.reshape(x.shape[0], -1)
     if kind == "dense":
