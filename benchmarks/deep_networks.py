@@ -170,6 +170,17 @@ def print_tables(results: dict) -> None:
                   f"{e['cmos45nm'] / 1e6:.3g} µJ | {e['loihi'] / 1e6:.3g} µJ |")
 
 
+def _save(name: str, step) -> None:
+    """Run ``step(name, entries)`` and merge its entry for ``name`` into the results file as
+    it is then (other runs, training and measuring, write the same file)."""
+    entries: dict = {}
+    step(name, entries)
+    out_file, results = previous_results("deep_networks.json")
+    if name in entries:
+        results.setdefault(name, {}).update(entries[name])
+        out_file.write_text(json.dumps(results, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", action="store_true")
@@ -178,14 +189,12 @@ def main() -> None:
     p.add_argument("--lava-samples", type=int, default=256)
     p.add_argument("--energy-samples", type=int, default=256)
     args = p.parse_args()
-    out_file, results = previous_results("deep_networks.json")
     for name in args.only:
         if args.train:
-            train_one(name, results)
-            out_file.write_text(json.dumps(results, indent=1))
+            _save(name, train_one)
         if args.measure:
-            measure(name, results, args.lava_samples, args.energy_samples)
-            out_file.write_text(json.dumps(results, indent=1))
+            _save(name, lambda n, r: measure(n, r, args.lava_samples, args.energy_samples))
+    _, results = previous_results("deep_networks.json")
     acc = json.loads((RESULTS / "accuracy_vs_t.json").read_text()) \
         if (RESULTS / "accuracy_vs_t.json").exists() else {}
     deep = {k: v for k, v in acc.items() if k in CONFIGS}
