@@ -72,14 +72,18 @@ def train_one(name: str, results: dict) -> None:
         print(f"{name}: resuming after epoch {done}")
     MODELS.mkdir(parents=True, exist_ok=True)
     ckpt = train(cfg, _data(), str(out), resume=resume, progress=True)
-    spec = CONFIGS[name]
     results.setdefault(name, {})["training"] = {
-        "command": f"python benchmarks/deep_networks.py --train --only {name}",
-        "config": {**spec, "image_size": 32, "augment": True, "batch_size": 128, "lr": 0.1},
-        "epochs": cfg.epochs, "test_accuracy": ckpt["log"][-1]["test_accuracy"],
-        "seconds_per_epoch": [e["seconds"] for e in ckpt["log"]],
-        "bits_per_activation": ckpt["log"][-1]["bits_per_activation"],
-        "threads": torch.get_num_threads()}
+        **training_record(ckpt), "command": f"python benchmarks/deep_networks.py --train "
+        f"--only {name}", "config": CONFIGS[name], "threads": torch.get_num_threads()}
+
+
+def training_record(ckpt: dict) -> dict:
+    """What a checkpoint's log says about its training."""
+    log = ckpt["log"]
+    return {"train_args": ckpt["train_args"], "epochs": len(log),
+            "test_accuracy": log[-1]["test_accuracy"],
+            "bits_per_activation": log[-1]["bits_per_activation"],
+            "seconds_per_epoch": [e["seconds"] for e in log]}
 
 
 def first_reaching(accuracy: dict[str, float], target: float) -> int:
@@ -134,6 +138,7 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
     t_bs = first_reaching(acc["bit_serial_on_if_samples"], ann_if)
     t_if = first_reaching(acc["if"], ann_if)
     entry = results.setdefault(name, {})
+    entry["checkpoint"] = training_record(bench.checkpoint)
     entry["lava"] = lava_check(net, x[:lava_samples])
     xe, ye = x[:energy_samples], y[:energy_samples]
     entry["neurons"] = {
@@ -150,7 +155,7 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
 def print_tables(results: dict) -> None:
     print("| network | layers | epochs | ANN | Lava fixed vs reference |\n|---|---:|---:|---:|---|")
     for name, r in results.items():
-        t, lava = r.get("training", {}), r.get("lava")
+        t, lava = r.get("checkpoint") or r.get("training", {}), r.get("lava")
         check = "–" if lava is None else (
             f"{lava['code_mismatches']} code / {lava['logit_mismatches']} logit mismatches on "
             f"{lava['samples']} images")
