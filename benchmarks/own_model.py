@@ -1,11 +1,12 @@
 """Benchmark "your own model" (issue 11): a ReLU + MaxPool CNN trained on Fashion-MNIST by
 plain PyTorch code (below, written the way users write it), saved with ``torch.save(model)``,
-then ``bitsnn-train --from`` (ReLU → QCFS, MaxPool → AvgPool, calibrate, fine-tune) →
-``bitsnn-export`` → ``bitsnn-verify``. Reports the ReLU, QCFS and fixed-point SNN accuracies at
-T = b and writes ``benchmarks/results/own_model.json``. Usage:
+then ``bitsnn-train --from`` (ReLU → QCFS, MaxPool → AvgPool or, with ``--maxpool keep``,
+MaxPool kept and taken bit-serially; calibrate, fine-tune) → ``bitsnn-export`` →
+``bitsnn-verify``. Reports the ReLU, QCFS and fixed-point SNN accuracies at T = b and writes
+``benchmarks/results/own_model.json`` (``own_model-keep.json``). Usage:
 
     python benchmarks/own_model.py [--data-dir ../shared/datasets/fashion-mnist] [--epochs 2]
-        [--tune-epochs 1] [--bits 4] [--samples 2000]
+        [--tune-epochs 1] [--bits 4] [--samples 2000] [--maxpool avg|keep] [--reuse]
 """
 
 from __future__ import annotations
@@ -109,34 +110,40 @@ def main() -> None:
     p.add_argument("--work", default=str(ROOT / "runs" / "own_model"))
     p.add_argument("--reuse", action="store_true",
                    help="skip the training steps whose outputs exist in --work")
+    p.add_argument("--maxpool", choices=["avg", "keep"], default="avg",
+                   help="swap the MaxPools for AvgPools (avg) or keep them exact (keep)")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.maxpool == "avg" else f"-{args.maxpool}"
+    qcfs = work / f"qcfs{suffix}.pt"
     t0 = time.time()
-    log = work / "train_from.log"
-    if not (args.reuse and log.is_file()):
+    t_relu = t_tune = float("nan")
+    if not (args.reuse and (work / "relu.pt").is_file()):
         train_relu(Path(args.data_dir), args.epochs, work / "relu.pt")
         t_relu = time.time() - t0
+    log = work / f"train_from{suffix}.log"
+    if not (args.reuse and log.is_file()):
+        t1 = time.time()
         meta = ["--mean", str(MEAN), "--std", str(STD), "--import", str(Path(__file__))]
         log.write_text(cli("train", "--from", str(work / "relu.pt"), *meta, "--dataset",
                            "fashion-mnist", "--data-dir", args.data_dir, "--bits",
                            str(args.bits), "--epochs", str(args.tune_epochs), "--lr", "0.01",
-                           "--maxpool", "avg", "--quiet", "-o", str(work / "qcfs.pt")))
-        t_tune = time.time() - t0 - t_relu
-    else:  # --reuse: the trained models of an earlier run
-        t_relu = t_tune = float("nan")
+                           "--maxpool", args.maxpool, "--quiet", "-o", str(qcfs)))
+        t_tune = time.time() - t1
     m = re.search(r"ReLU model ([\d.]+)%  after the swap ([\d.]+)%  after fine-tuning ([\d.]+)%",
                   log.read_text())
     relu_acc, swap_acc, qcfs_acc = (float(v) / 100 for v in m.groups())
-    cli("export", str(work / "qcfs.pt"), "-o", str(work / "qcfs.net"))
-    report = work / "verify.json"
-    cli("verify", str(work / "qcfs.pt"), str(work / "qcfs.net"), "--dataset", "fashion-mnist",
+    cli("export", str(qcfs), "-o", str(qcfs.with_suffix(".net")))
+    report = work / f"verify{suffix}.json"
+    cli("verify", str(qcfs), str(qcfs.with_suffix(".net")), "--dataset", "fashion-mnist",
         "--data-dir", args.data_dir, "--samples", str(args.samples), "--lava-samples", "4",
         "--json", str(report))
     v = json.loads(report.read_text())
     result = {
         "command": "python benchmarks/own_model.py " + " ".join(sys.argv[1:]),
-        "bits": args.bits, "time_steps": args.bits, "relu_epochs": args.epochs,
+        "maxpool": args.maxpool, "bits": args.bits, "time_steps": args.bits,
+        "relu_epochs": args.epochs,
         "fine_tune_epochs": args.tune_epochs,
         "relu_test_accuracy": relu_acc, "after_swap_accuracy": swap_acc,
         "qcfs_test_accuracy": qcfs_acc, "verify_samples": v["samples"],
@@ -146,7 +153,7 @@ def main() -> None:
         "seconds": {"relu_training": None if t_relu != t_relu else round(t_relu),
                     "fine_tuning": None if t_tune != t_tune else round(t_tune)},
     }
-    path = ROOT / "benchmarks" / "results" / "own_model.json"
+    path = ROOT / "benchmarks" / "results" / f"own_model{suffix}.json"
     path.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
