@@ -27,14 +27,19 @@ MAX_BITS = 8
 FORMS = ("qcfs", "myfloor", "if")
 
 
-class _FloorSTE(torch.autograd.Function):
+class _StraightThrough(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: D401 - autograd signature
-        return torch.floor(x)
+    def forward(ctx, x: torch.Tensor, fn) -> torch.Tensor:  # noqa: D401 - autograd signature
+        return fn(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+def straight_through(x: torch.Tensor, fn=torch.floor) -> torch.Tensor:
+    """``fn(x)`` exactly in the forward pass, the identity's gradient in the backward pass."""
+    return _StraightThrough.apply(x, fn)
 
 
 def check_bits(bits: int) -> int:
@@ -119,15 +124,15 @@ class QCFS(nn.Module):
         """Integer code ``k`` (as float, with the straight-through gradient)."""
         k = self.max_code
         if self.form == "if":
-            return _FloorSTE.apply(torch.clamp(z / self.threshold, 0, 1) * k + 0.5)
-        return torch.clamp(_FloorSTE.apply(self.level(z) + 0.5), 0, k)
+            return straight_through(torch.clamp(z / self.threshold, 0, 1) * k + 0.5)
+        return torch.clamp(straight_through(self.level(z) + 0.5), 0, k)
 
     def _output(self, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
         k = self.max_code
         if self.form == "qcfs":
             return code * self.step()
         if self.form == "myfloor":
-            return torch.clamp(_FloorSTE.apply(z / self.threshold * k + 0.5) / k, 0, 1) * \
+            return torch.clamp(straight_through(z / self.threshold * k + 0.5) / k, 0, 1) * \
                 self.threshold
         return code / k * self.threshold
 

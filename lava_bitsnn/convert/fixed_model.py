@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lava_bitsnn.ann.qcfs import QCFS
+from lava_bitsnn.ann.qcfs import QCFS, straight_through
 from lava_bitsnn.convert.fixed import float_from_fixed, layer_bound
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.core.ir import ACC_MAX, MANTISSA_MAX, MANTISSA_MIN, Layer, Network
@@ -32,20 +32,6 @@ from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.errors import BitsnnError
 
 MANTISSA_SCALE = 128.0  # θ = m / 128, so θ ∈ [−1, 1) for every layer
-
-
-class _RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: D401 - autograd signature
-        return torch.round(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad
-
-
-def _floor_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.floor(x) - x).detach()
 
 
 class FixedCode(QCFS):
@@ -65,10 +51,10 @@ class FixedCode(QCFS):
         return z / self.threshold_unit - 0.5  # the code is floor(level + ½) = floor(u / D)
 
     def code(self, z: torch.Tensor) -> torch.Tensor:
-        k = torch.clamp(_floor_ste(z / self.threshold_unit), 0, self.max_code)
+        k = torch.clamp(straight_through(z / self.threshold_unit), 0, self.max_code)
         if self.drop_bits:
             unit = float(1 << self.drop_bits)
-            k = _floor_ste(k / unit) * unit
+            k = straight_through(k / unit) * unit
         return k
 
     def extra_repr(self) -> str:
@@ -121,11 +107,11 @@ class FixedPointNet(nn.Module):
               ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The layer's integer weights ``m · 2**e`` and total bias (a multiple of its
         accumulate steps), straight-through."""
-        weights = [torch.clamp(_RoundSTE.apply(theta * MANTISSA_SCALE), MANTISSA_MIN,
+        weights = [torch.clamp(straight_through(theta * MANTISSA_SCALE, torch.round), MANTISSA_MIN,
                                MANTISSA_MAX) * float(1 << syn.weight_exp)
                    for syn, theta in zip(layer.synapses, thetas, strict=True)]
         steps = float(self._acc_steps[idx])
-        bias = steps * _RoundSTE.apply(beta * layer.threshold_unit / steps)
+        bias = steps * straight_through(beta * layer.threshold_unit / steps, torch.round)
         return weights, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
