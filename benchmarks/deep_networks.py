@@ -42,7 +42,7 @@ CONFIGS = {
                                       init="fashion-mnist-resnet20-b4"),
     "fashion-mnist-resnet20-b2": dict(arch="resnet20", bits=2, epochs=6,
                                       init="fashion-mnist-resnet20-b4"),
-    "fashion-mnist-resnet20-b4-bitl1-1e-8": dict(arch="resnet20", bits=4, epochs=4, bit_l1=1e-8,
+    "fashion-mnist-resnet20-b4-bitl1-1e-8": dict(arch="resnet20", bits=4, epochs=2, bit_l1=1e-8,
                                                  init="fashion-mnist-resnet20-b4"),
     "fashion-mnist-vgg11-b4": dict(arch="vgg11", bits=4, epochs=8),
 }

@@ -103,3 +103,6 @@ def test_max_pool_refusals(max_pool_digits, tmp_path):
                    tmp_path / "r.json")
     one_line_error(cli("train", "--from", str(relu), "--dataset", "digits", "--epochs", "1",
                        "-o", str(tmp_path / "x.pt")), "--maxpool keep", tmp_path / "x.pt")
+    ckpt = max_pool_digits[0]
+    one_line_error(cli("export", str(ckpt), "-o", str(tmp_path / "a.net"), "--maxpool", "avg"),
+                   "--maxpool avg does not apply", tmp_path / "a.net")

@@ -6,6 +6,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from lava_bitsnn.convert.model import convert_model
 from lava_bitsnn.errors import BitsnnError
@@ -27,8 +28,12 @@ def _assert_same(a, b):
         assert len(x.synapses) == len(y.synapses)
         for s, t in zip(x.synapses, y.synapses, strict=True):
             assert (s.source, s.kind, s.stride, s.padding, s.groups, s.pool, s.flatten,
-                    s.weight_exp) == (t.source, t.kind, t.stride, t.padding, t.groups, t.pool,
-                                      t.flatten, t.weight_exp)
+                    s.weight_exp, s.pool_step, s.pool_padding, s.pool_kind) == \
+                (t.source, t.kind, t.stride, t.padding, t.groups, t.pool, t.flatten,
+                 t.weight_exp, t.pool_step, t.pool_padding, t.pool_kind)
+            assert (s.pool_scale is None) == (t.pool_scale is None)
+            if s.pool_scale is not None:
+                np.testing.assert_array_equal(s.pool_scale, t.pool_scale)
             np.testing.assert_array_equal(s.weight, t.weight)
             np.testing.assert_array_equal(s.weight_int, t.weight_int)
 
@@ -46,6 +51,78 @@ def test_round_trip_with_skip_edges_and_depthwise(tmp_path):
     back = read_network(tmp_path / "r.net")
     _assert_same(net, back)
     assert any(len(layer.synapses) == 2 for layer in back.layers)
+
+
+def _pooled_net():
+    """Pools of every kind the IR has: a 2×2 average pool that does not tile its 7×7 map, a
+    padded 3×3 pool without the padding in the divisor, one with a divisor_override, and a
+    padded stride-2 max-pool."""
+    from lava_bitsnn.ann.qcfs import QCFS
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1), QCFS(3, 1.0), torch.nn.AvgPool2d(2),
+        torch.nn.Conv2d(3, 3, 3, padding=1), QCFS(3, 0.5),
+        torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False),
+        torch.nn.Conv2d(3, 3, 3, padding=1), QCFS(3, 0.5),
+        torch.nn.AvgPool2d(3, 2, 1, divisor_override=5),
+        torch.nn.Conv2d(3, 4, 3, padding=1), QCFS(3, 0.5), torch.nn.MaxPool2d(3, 2, 1),
+        torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, torch.nn.Conv2d):
+                m.bias.fill_(0.3)
+    return model, convert_model(model, (1, 14, 14), [0.4], [0.3], list("abc"))
+
+
+def test_round_trip_of_every_pool_kind_against_the_oracle(tmp_path):
+    from lava_bitsnn.reference import ReferenceEngine
+    from tests.oracles import file_qann
+
+    _, net = _pooled_net()
+    pooled = [(s.pool, s.pool_step, s.pool_padding, s.pool_scale is not None, s.pool_kind)
+              for layer in net.layers for s in layer.synapses if s.pooled]
+    assert pooled == [(2, 2, 0, False, "sum"), (3, 1, 1, True, "sum"), (3, 2, 1, False, "sum"),
+                      (3, 2, 1, False, "max")]
+    path = tmp_path / "p.net"
+    write_network(net, path)
+    with h5py.File(path) as f:
+        assert int(f.attrs["format_version"]) == 2
+    back = read_network(path)
+    _assert_same(net, back)
+    x = np.random.default_rng(0).integers(0, 256, (6, 1, 14, 14), dtype=np.uint8)
+    codes, logits = file_qann(path, x)
+    assert all(c.any() for c in codes)
+    for fused in (True, False):
+        result = ReferenceEngine(back, "fixed", fused=fused).run_batch(x)
+        np.testing.assert_array_equal(result.logits, logits)
+
+
+def _pooled_file(tmp_path):
+    path = tmp_path / "pooled.net"
+    write_network(_pooled_net()[1], path)
+    return path
+
+
+@pytest.mark.parametrize("mutation,message", [
+    (lambda f: _replace(f["layer/5"], "pool_kind", "median"), "'pool_kind' must be one of"),
+    (lambda f: _replace(f["layer/3"], "pool_padding", 2), "exceeds half the window"),
+    (lambda f: _replace(f["layer/3"], "pool_scale", np.ones((3, 3), dtype=np.int64)),
+     "does not fit the pooled map"),
+    (lambda f: _replace(f["layer/3"], "pool_scale", np.zeros((7, 7), dtype=np.int64)),
+     "integers >= 1"),
+    (lambda f: _replace(f["layer/3"], "pool_scale", np.ones((0, 0), dtype=np.int64)),
+     "integers >= 1"),
+    (lambda f: f["layer/5"].__setitem__("pool_scale", np.ones((2, 2), dtype=np.int64)),
+     "max without pool_scale"),
+    (lambda f: f.attrs.__setitem__("format_version", 1), "version 2 in a version 1 file"),
+    (lambda f: f.attrs.__setitem__("format_version", 3), "newer than this reader"),
+])
+def test_reader_rejects_broken_pools(tmp_path, mutation, message):
+    bad = tmp_path / "bad.net"
+    _mutate(_pooled_file(tmp_path), bad, mutation)
+    with pytest.raises(BitsnnError, match=message):
+        read_network(bad)
 
 
 def _replace(group, key, value):

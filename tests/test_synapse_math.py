@@ -81,7 +81,7 @@ def test_numpy_synapse_equals_torch(case):
             x.astype(np.float64), ones, "conv", 1, 0, x.shape[1], syn.pool, False,
             syn.pool_stride, syn.pool_padding, syn.pool_scale), _loop_sum_pool(x, identity))
     largest = 255 if x.max() > 1 else 1
-    if exact_float_dtype(weight, syn.pool_gain, largest) is np.float32:
+    if exact_float_dtype(weight, syn.pool_gain(x.shape[1:]), largest) is np.float32:
         np.testing.assert_array_equal(_numpy(x, weight, syn, np.float32), expected)
 
 

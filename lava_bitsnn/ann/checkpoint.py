@@ -103,4 +103,6 @@ def model_digest(ckpt: dict[str, Any]) -> str:
     for key, tensor in sorted(ckpt["state_dict"].items()):
         h.update(key.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    if ckpt["arch"] == FIXED_ARCH:  # the grid: exponents, units, levels, T
+        h.update(ckpt["network"].numpy().tobytes())
     return h.hexdigest()

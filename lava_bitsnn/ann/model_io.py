@@ -32,7 +32,12 @@ import torch
 from torch import nn
 
 from lava_bitsnn.ann.adapters import Activation, adapt_activations, check_levels
-from lava_bitsnn.ann.relu_to_qcfs import MAXPOOL_POLICIES, maxpool_paths, swap_maxpool
+from lava_bitsnn.ann.relu_to_qcfs import (
+    MAXPOOL_POLICIES,
+    maxpool_paths,
+    maxpool_refusal,
+    swap_maxpool,
+)
 from lava_bitsnn.errors import BitsnnError
 
 STATE_DICT_KEYS = ("state_dict", "model", "net", "model_state_dict")
@@ -449,14 +454,16 @@ def load_source(path: str | Path, args: argparse.Namespace, dataset: Any | None 
         raise BitsnnError("--forward-kwargs does not apply to a lava-bitsnn checkpoint")
     model, found = adapt_activations(model, levels)
     swapped: list[str] = []
-    # a checkpoint of ours that still max-pools was fine-tuned with --maxpool keep
-    policy = "keep" if checkpoint is not None else getattr(args, "maxpool", "refuse")
+    policy = getattr(args, "maxpool", "refuse")
+    if checkpoint is not None and maxpool_paths(model):
+        # a checkpoint of ours that still max-pools was fine-tuned with --maxpool keep
+        if policy == "avg":
+            raise BitsnnError(f"{path} was fine-tuned with its MaxPool2d kept: --maxpool avg "
+                              "does not apply to it")
+        policy = "keep"
     if not relu and maxpool_paths(model) and policy != "keep":
         if policy != "avg":
-            first = maxpool_paths(model)[0]
-            raise BitsnnError(f"{first} (MaxPool2d): pass --maxpool keep (the SNN takes the "
-                              "maximum exactly, bit-serially) or --maxpool avg (swap it for "
-                              "AvgPool2d, then fine-tune with bitsnn-train --from)")
+            raise maxpool_refusal(maxpool_paths(model)[0])
         swapped = swap_maxpool(model)  # the CLIs print swap_warning()
     return ModelSource(model, kind, description, tuple(meta["input_shape"]),
                        [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]],

@@ -24,6 +24,14 @@ _RELU_METHODS = ("relu", "relu_")
 MAXPOOL_POLICIES = ("refuse", "avg", "keep")
 
 
+def maxpool_refusal(path: str, fine_tune_hint: str = "then fine-tune with bitsnn-train --from"
+                    ) -> BitsnnError:
+    """The error for a MaxPool2d when no ``--maxpool`` policy was chosen."""
+    return BitsnnError(f"{path} (MaxPool2d): pass --maxpool keep (the SNN takes the maximum "
+                       f"exactly, bit-serially) or --maxpool avg (swap it for AvgPool2d, "
+                       f"{fine_tune_hint})")
+
+
 def maxpool_paths(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, nn.MaxPool2d)]
 
@@ -140,9 +148,7 @@ def relu_to_qcfs(model: nn.Module, bits: int | None = None,
     if maxpool not in MAXPOOL_POLICIES:
         raise BitsnnError(f"--maxpool must be one of {', '.join(MAXPOOL_POLICIES)}")
     if maxpool == "refuse" and (paths := maxpool_paths(model)):
-        raise BitsnnError(f"{paths[0]} (MaxPool2d): pass --maxpool keep (the SNN takes the "
-                          "maximum exactly, bit-serially) or --maxpool avg (swap it for "
-                          "AvgPool2d before fine-tuning)")
+        raise maxpool_refusal(paths[0], "before fine-tuning")
     if bits is None and levels is None:
         raise BitsnnError("give the QCFS bits (--bits B) or levels (--levels L)")
     model = functional_relus_to_modules(model)

@@ -306,7 +306,11 @@ def _load_init(model: nn.Module, cfg: TrainConfig, data: Dataset) -> None:
         raise BitsnnError(f"--init checkpoint is {state['arch']}/{state['dataset']}/"
                           f"{state['input_shape']}, not {cfg.arch}/{data.name}/"
                           f"{list(data.input_shape)}")
-    model.load_state_dict(state["state_dict"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError:
+        raise BitsnnError(f"--init checkpoint {cfg.init} has other layers than this "
+                          f"{cfg.arch} (a different --stem?)") from None
 
 
 def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: dict[str, Any],

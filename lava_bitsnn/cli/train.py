@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, help="default 5e-4")
     p.add_argument("--augment", action="store_true", help="random crop (+ flip where sensible)")
     p.add_argument("--bit-l1", type=float, default=0.0, help="bit-sparsity l1 coefficient")
     p.add_argument("--qcfs-reg", type=float, default=0.0, help="QCFS regulariser weight")
@@ -79,7 +79,7 @@ def _fine_tune(args: argparse.Namespace) -> int:
             raise BitsnnError(f"--levels {args.levels} needs {need} bits, not --bits {bits}")
         bits = need
     cfg = TrainConfig(arch=USER_ARCH, dataset=args.dataset, bits=bits, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      batch_size=args.batch_size, lr=args.lr, weight_decay=_weight_decay(args),
                       augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
                       seed=args.seed, device=args.device)
     cfg.validate()
@@ -122,6 +122,10 @@ def _fine_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weight_decay(args: argparse.Namespace) -> float:
+    return 5e-4 if args.weight_decay is None else args.weight_decay
+
+
 def _fixed_point(args: argparse.Namespace) -> int:
     """``--from M --fixed-point``: convert M, fine-tune its integer grid, print the accuracies
     of the float model, the fixed-point SNN as exported and after fine-tuning."""
@@ -132,10 +136,13 @@ def _fixed_point(args: argparse.Namespace) -> int:
     from lava_bitsnn.convert.model import convert_source
     from lava_bitsnn.errors import BitsnnError
 
-    if args.arch or args.resume or args.init or args.bits is not None or \
+    if args.arch or args.resume or args.init or args.stem or args.bits is not None or \
             args.levels is not None:
         raise BitsnnError("--fixed-point keeps the model's architecture and bits: drop --arch, "
-                          "--resume, --init, --bits and --levels")
+                          "--stem, --resume, --init, --bits and --levels")
+    if args.qcfs_reg or args.weight_decay is not None:
+        raise BitsnnError("--fixed-point trains the grid's mantissas and biases: --qcfs-reg and "
+                          "--weight-decay do not apply")
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
     source = load_source(args.source, args, data)
     if tuple(source.input_shape) != tuple(data.input_shape):
@@ -178,7 +185,7 @@ def _main(args: argparse.Namespace) -> int:
         raise BitsnnError("give --arch A (a zoo model) or --from MODEL (your own)")
     cfg = TrainConfig(arch=args.arch, dataset=args.dataset,
                       bits=4 if args.bits is None else args.bits, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      batch_size=args.batch_size, lr=args.lr, weight_decay=_weight_decay(args),
                       augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
                       seed=args.seed, device=args.device,
                       arch_kwargs={"stem": args.stem} if args.stem else {},

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from lava_bitsnn.core.dynamics import bias_grid
 from lava_bitsnn.core.ir import (
     ACC_MAX,
     ACCUMULATOR_BITS,
@@ -50,7 +51,7 @@ def signed_bounds(net: Network, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     negative = np.zeros(layer.shape[0], dtype=np.int64)
     for syn in layer.synapses:
         assert syn.weight_int is not None
-        scale = _max_code(net, syn.source) * syn.pool_gain
+        scale = _max_code(net, syn.source) * syn.pool_gain(net.layers[syn.source].shape)
         w = syn.weight_int.reshape(syn.weight_int.shape[0], -1)
         positive += np.where(w > 0, w, 0).sum(axis=1) * scale
         negative += np.where(w < 0, -w, 0).sum(axis=1) * scale
@@ -81,7 +82,7 @@ def _quantise_layer(net: Network, layer: Layer, d: int, steps: int) -> int:
         syn.weight_int, syn.weight_exp = quantise_weights(syn.weight / delta * d)
     assert layer.bias is not None
     layer.threshold_unit = d
-    layer.bias_int = (steps * np.round(layer.bias / delta * d / steps)).astype(np.int64)
+    layer.bias_int = bias_grid(layer.bias / delta * d, steps, np.round).astype(np.int64)
     return layer_bound(net, layer)
 
 

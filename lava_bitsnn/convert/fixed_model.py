@@ -27,6 +27,7 @@ from torch import nn
 from lava_bitsnn.ann.qcfs import QCFS, straight_through
 from lava_bitsnn.convert.fixed import float_from_fixed, layer_bound
 from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.core.dynamics import bias_grid, qann_code
 from lava_bitsnn.core.ir import ACC_MAX, MANTISSA_MAX, MANTISSA_MIN, Layer, Network
 from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.errors import BitsnnError
@@ -51,11 +52,7 @@ class FixedCode(QCFS):
         return z / self.threshold_unit - 0.5  # the code is floor(level + ½) = floor(u / D)
 
     def code(self, z: torch.Tensor) -> torch.Tensor:
-        k = torch.clamp(straight_through(z / self.threshold_unit), 0, self.max_code)
-        if self.drop_bits:
-            unit = float(1 << self.drop_bits)
-            k = straight_through(k / unit) * unit
-        return k
+        return qann_code(z, self.threshold_unit, self.max_code, self.drop_bits, straight_through)
 
     def extra_repr(self) -> str:
         return f"{self.layer_name}: K={self.max_code}, D={self.threshold_unit}, " \
@@ -110,8 +107,8 @@ class FixedPointNet(nn.Module):
         weights = [torch.clamp(straight_through(theta * MANTISSA_SCALE, torch.round), MANTISSA_MIN,
                                MANTISSA_MAX) * float(1 << syn.weight_exp)
                    for syn, theta in zip(layer.synapses, thetas, strict=True)]
-        steps = float(self._acc_steps[idx])
-        bias = steps * straight_through(beta * layer.threshold_unit / steps, torch.round)
+        bias = bias_grid(beta * layer.threshold_unit, self._acc_steps[idx],
+                         lambda x: straight_through(x, torch.round))
         return weights, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,6 +152,9 @@ class FixedPointNet(nn.Module):
                     break
                 for p in (*thetas, beta):
                     p.mul_(ACC_MAX / bound * 0.999)
+            else:
+                raise BitsnnError(f"layer {layer.name}: its accumulator bound cannot be brought "
+                                  "back within 24 bits")
 
     @torch.no_grad()
     def _sync(self) -> None:

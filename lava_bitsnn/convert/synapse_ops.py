@@ -19,7 +19,7 @@ def pool_stage(x: torch.Tensor, syn: Synapse) -> torch.Tensor:
         return F.max_pool2d(x, syn.pool, syn.pool_step, syn.pool_padding)
     x = F.avg_pool2d(x, syn.pool, syn.pool_step, syn.pool_padding, divisor_override=1)
     if syn.pool_scale is not None:
-        x = x * torch.from_numpy(syn.pool_scale).to(x.dtype)
+        x = x * torch.from_numpy(syn.pool_scale).to(x.device, x.dtype)
     return x
 
 

@@ -116,7 +116,7 @@ def _identity(src: _Spikes) -> _Term:
     return _Term(src, "conv", torch.ones(c, 1, 1, 1, dtype=torch.float64), groups=c)
 
 
-def _as_affine(value, path: str, source_shape: tuple[int, ...] = ()) -> _Affine:
+def _as_affine(value, path: str, source_shape: tuple[int, ...]) -> _Affine:
     if isinstance(value, _Affine):
         return value
     if isinstance(value, _Spikes) and value.general and not value.flatten:

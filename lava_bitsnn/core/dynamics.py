@@ -122,6 +122,28 @@ def logits(u: np.ndarray, unit: float, integer: bool, steps_averaged: int = 1) -
     return out / steps_averaged if steps_averaged != 1 else out
 
 
+def qann_code(u, unit: float, max_code: int, drop: int, floor):
+    """The integer QANN's code of accumulator ``u`` (numpy array or torch tensor):
+    ``clip(⌊u / D⌋, 0, K)``, then its top ``T`` bits (the ``drop = b − T`` low bits zeroed).
+    ``floor`` is the array library's floor, or a straight-through one for training."""
+    k = floor(u / unit).clip(0, max_code)
+    if drop:
+        k = floor(k / (1 << drop)) * (1 << drop)
+    return k
+
+
+def bias_grid(bias, steps: int, rounding):
+    """A total bias rounded to a multiple of the layer's ``steps`` accumulate steps (so the
+    per-step bias is an integer); ``rounding``: the array library's round."""
+    return steps * rounding(bias / steps)
+
+
+def max_pools_bits(pool_kind: str, graded_source: bool) -> bool:
+    """Whether a synapse takes its max-pool bit by bit (``max_pool_bits``): a graded source
+    sends whole values, whose maximum is taken at once."""
+    return pool_kind == "max" and not graded_source
+
+
 def pool_windows(x: np.ndarray, k: int, stride: int, padding: int) -> np.ndarray:
     """(B, C, H, W) → (B, C, H', W', k, k): every pooling window of the zero-padded map."""
     if padding:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lava_bitsnn.core.dynamics import ACC_MAX, ACCUMULATOR_BITS  # noqa: F401 - re-exported
+from lava_bitsnn.core.dynamics import ACC_MAX, ACCUMULATOR_BITS, pool_windows  # noqa: F401
 
 MANTISSA_MIN, MANTISSA_MAX = -128, 127
 INPUT_BITS = 8
@@ -72,14 +72,17 @@ class Synapse:
         return (self.pool > 1 or self.pool_step > 1 or self.pool_padding > 0
                 or self.pool_scale is not None)
 
-    @property
-    def pool_gain(self) -> int:
-        """The most a pooled value can be per unit of input: window size × largest scale (a
-        maximum: 1)."""
-        if self.pool_kind == "max":
+    def pool_gain(self, source_shape: tuple[int, ...]) -> int:
+        """The most a pooled value can be per unit of input: the largest window count (in the
+        map of ``source_shape``) times its scale; a maximum: 1."""
+        if self.pool_kind == "max" or not self.pooled:
             return 1
-        scale = 1 if self.pool_scale is None else int(np.max(self.pool_scale))
-        return self.pool ** 2 * scale
+        if self.pool_scale is None:
+            return self.pool ** 2
+        ones = np.ones((1, 1, *source_shape[1:]), dtype=np.int64)
+        counts = pool_windows(ones, self.pool, self.pool_step, self.pool_padding).sum(
+            axis=(-2, -1))[0, 0]
+        return int((counts * self.pool_scale).max())
 
     def pooled_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The source shape (C, H, W) after the sum-pool (unchanged when not pooled)."""

@@ -115,7 +115,7 @@ class BitSerialNetwork(AbstractProcess):
             weight=weight, fan_out=self.fan_outs[idx][k], kind=syn.kind, stride=syn.stride,
             padding=syn.padding, groups=syn.groups, pool=syn.pool, flatten=syn.flatten,
             pool_stride=syn.pool_stride, pool_padding=syn.pool_padding,
-            pool_scale=syn.pool_scale, pool_gain=syn.pool_gain, pool_kind=syn.pool_kind,
+            pool_scale=syn.pool_scale, pool_gain=syn.pool_gain(src.shape), pool_kind=syn.pool_kind,
             pooled_shape=syn.pooled_shape(src.shape) if syn.pooled else (),
             delay=self.schedule.layers[idx].delays[k],
             graded=src.kind == "input" and src_timing.graded,

@@ -32,10 +32,13 @@ from lava_bitsnn.netx.schema import (
     CONV_KEYS,
     FILE_ATTRS,
     FORMAT,
+    FORMAT_VERSION,
+    FORMAT_VERSION_POOLS,
     HIDDEN_NEURON,
     INPUT_NEURON,
     NEURON_KEYS,
     OUTPUT_NEURON,
+    POOL_KEYS,
     SYNAPSE_KEYS,
 )
 
@@ -44,6 +47,7 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.float_weights = True  # the file carries weight_float / bias_float
+        self.version = FORMAT_VERSION
 
     def fail(self, where: str, what: str) -> BitsnnError:
         return BitsnnError(f"{self.path}: {where}: {what}")
@@ -91,6 +95,9 @@ class _Reader:
             if conv.pop("dilation") != 1:
                 raise self.fail(where, "dilation must be 1")
         pool = self.integer(group, "pool", where, 1)
+        if self.version < FORMAT_VERSION_POOLS and any(k in group for k in POOL_KEYS):
+            raise self.fail(where, f"pool keys of format version {FORMAT_VERSION_POOLS} in a "
+                                   f"version {self.version} file")
         geometry = {k: self.integer(group, k, where, low) if k in group else 0
                     for k, low in (("pool_stride", 1), ("pool_padding", 0))}
         if geometry["pool_padding"] > pool // 2:
@@ -98,7 +105,7 @@ class _Reader:
                                    f"window {pool}")
         scale = self.array(group, "pool_scale", where, integer=True) \
             if "pool_scale" in group else None
-        if scale is not None and (scale.ndim != 2 or scale.min() < 1):
+        if scale is not None and (scale.ndim != 2 or not scale.size or scale.min() < 1):
             raise self.fail(where, "'pool_scale' must be a 2-D array of integers >= 1")
         pool_kind = self.get(group, "pool_kind", where) if "pool_kind" in group else "sum"
         if pool_kind not in POOL_KINDS or (pool_kind == "max" and scale is not None):
@@ -170,10 +177,7 @@ def synapse_output_shape(syn: Synapse, source_shape: tuple[int, ...]) -> tuple[i
     if syn.pooled:
         if len(shape) != 3:
             raise ValueError(f"a pool needs a (C, H, W) source, not {shape}")
-        simple = syn.pool_step == syn.pool and not syn.pool_padding
-        if simple and (shape[1] % syn.pool or shape[2] % syn.pool):
-            raise ValueError(f"pool {syn.pool} does not divide {shape}")
-        shape = syn.pooled_shape(shape)
+        shape = syn.pooled_shape(shape)  # floor mode: windows that do not fit are dropped
         if min(shape[1:]) < 1:
             raise ValueError(f"pool window {syn.pool} is larger than the padded source")
         if syn.pool_scale is not None and syn.pool_scale.shape != shape[1:]:
@@ -265,6 +269,11 @@ def read_network(path: str | Path) -> Network:
             raise BitsnnError(f"{path} is not a lava-bitsnn netx file")
         if missing:
             raise reader.fail("file", f"missing attribute(s) {', '.join(missing)}")
+        version = int(f.attrs["format_version"])
+        if version not in (FORMAT_VERSION, FORMAT_VERSION_POOLS):
+            raise reader.fail("file", f"format version {version} is newer than this reader's "
+                                      f"({FORMAT_VERSION_POOLS}); update lava-bitsnn")
+        reader.version = version
         encoding = str(f.attrs["encoding"])
         if encoding not in ENCODINGS:
             raise reader.fail("file", f"unknown input encoding {encoding!r}")

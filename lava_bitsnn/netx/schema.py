@@ -1,7 +1,9 @@
 """Names shared by the netx writer and reader (see docs/netx-schema.md)."""
 
 FORMAT = "lava-bitsnn-netx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # files without the keys of version 2
+FORMAT_VERSION_POOLS = 2  # a synapse with pool_stride, pool_padding, pool_scale or pool_kind
+POOL_KEYS = ("pool_stride", "pool_padding", "pool_scale", "pool_kind")
 
 INPUT_NEURON = {"bit-serial": "BITSERIAL_INPUT", "graded": "GRADED_INPUT"}
 HIDDEN_NEURON = "BITSERIAL"

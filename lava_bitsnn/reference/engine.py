@@ -175,7 +175,7 @@ class ReferenceEngine:
         else:
             per_step, first_extra = dyn.split_bias(bias, timing.acc_steps, self._integer())
         u = np.zeros((n, *layer.shape))
-        max_bits = [s.pool_kind == "max" and not src.graded
+        max_bits = [dyn.max_pools_bits(s.pool_kind, src.graded)
                     for s, (src, _) in zip(layer.synapses, sources, strict=True)]
         candidates: list[np.ndarray | None] = [None] * len(sources)
         for t in range(1, timing.acc_steps + 1):

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from lava_bitsnn.convert.synapse_ops import apply_synapse
+from lava_bitsnn.core import dynamics as dyn
 from lava_bitsnn.core.ir import Network
 from lava_bitsnn.core.schedule import build_schedule
 
@@ -26,7 +27,6 @@ def integer_qann(net: Network, pixels: np.ndarray, time_steps: int | None = None
             if layer.kind == "output":
                 codes.append(u)
                 break
-            code = torch.clamp(torch.floor(u / layer.threshold_unit), 0, layer.max_code)
-            drop = layer.bits - timing.send_steps  # T < b: the top T bits
-            codes.append(torch.floor(code / 2 ** drop) * 2 ** drop)
+            codes.append(dyn.qann_code(u, layer.threshold_unit, layer.max_code,
+                                       layer.bits - timing.send_steps, torch.floor))
     return [c.numpy() for c in codes]

@@ -179,7 +179,7 @@ class _PyLinearSynapse(_Guarded):
         self.a_out.send(self.fifo[head])  # computed p["delay"] + 1 steps ago
         self.fifo_head[0] = (head + 1) % self.fifo.shape[0]
         s = self.s_in.recv()
-        max_bits = p["pool_kind"] == "max" and not p["graded"]
+        max_bits = dyn.max_pools_bits(p["pool_kind"], p["graded"])
         if max_bits and self.window(p["src_start"], p["src_steps"])[1] == 1:
             self.candidates[:] = 1  # a new sample's first bit: every input is a candidate
         if not s.any():
