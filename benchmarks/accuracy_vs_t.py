@@ -58,8 +58,9 @@ def plot(results: dict, path: str) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         r = results[name]
-        ax.plot(list(IF_STEPS), [100 * r["if"][f"T={t}"] for t in IF_STEPS], "o-",
-                label=f"QCFS IF ({r['if_samples']} images)")
+        if r["if"]:
+            ax.plot(list(IF_STEPS), [100 * r["if"][f"T={t}"] for t in IF_STEPS], "o-",
+                    label=f"QCFS IF ({r['if_samples']} images)")
         steps = range(1, len(r["bit_serial"]) + 1)
         ax.plot(list(steps), [100 * r["bit_serial"][f"T={t}"] for t in steps], "s-",
                 label="bit-serial (full test set)")
@@ -78,7 +79,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", default=DEFAULT)
     p.add_argument("--if-samples", type=int, default=1000,
-                   help="test images for the IF baseline (64 steps each)")
+                   help="test images for the IF baseline (64 steps each; 0: no IF run)")
     args = p.parse_args()
     out_file, results = previous_results("accuracy_vs_t.json")
     for model in trained_models(args.only):
@@ -94,8 +95,8 @@ def main() -> None:
             "test_images": int(len(y)),
             "bit_serial": accuracies(bit_serial, y),
             "if_samples": int(len(ys)),
-            "bit_serial_on_if_samples": accuracies(bit_serial, ys),
-            "if": if_accuracy(model.net, xs, ys),
+            "bit_serial_on_if_samples": accuracies(bit_serial, ys) if len(ys) else None,
+            "if": if_accuracy(model.net, xs, ys) if len(ys) else None,  # --if-samples 0
         }
         results[name]["seconds"] = time.perf_counter() - t0
         out_file.write_text(json.dumps(results, indent=1))
@@ -105,7 +106,7 @@ def main() -> None:
           + " |\n|---|---:|---|---|")
     for name, r in results.items():
         bs = " / ".join(f"{100 * v:.2f}" for v in r["bit_serial"].values())
-        if_ = " / ".join(f"{100 * r['if'][f'T={t}']:.2f}" for t in IF_STEPS)
+        if_ = " / ".join(f"{100 * r['if'][f'T={t}']:.2f}" for t in IF_STEPS) if r["if"] else "–"
         print(f"| {name} | {100 * r['ann']:.2f} | {bs} | {if_} ({r['if_samples']} images) |")
 
 

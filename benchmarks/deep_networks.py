@@ -110,7 +110,7 @@ def lava_check(net, images: np.ndarray) -> dict:
 
 def neuron_row(net, images, labels, neuron: str, steps: int) -> dict:
     precision = "fixed" if neuron == "bit-serial" else "float"
-    r = energy_run(net, images, labels, precision, neuron, steps)
+    r = energy_run(net, images, labels, precision, neuron, steps, batch_size=16)
     sched = build_schedule(net, neuron, steps)
     n = len(labels)
     return {"time_steps": steps, "latency_steps": sched.latency,
@@ -138,8 +138,11 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
     t_bs = first_reaching(acc["bit_serial_on_if_samples"], ann_if)
     t_if = first_reaching(acc["if"], ann_if)
     entry = results.setdefault(name, {})
+    entry["layers"] = len(net.layers) - 1
     entry["checkpoint"] = training_record(bench.checkpoint)
-    entry["lava"] = lava_check(net, x[:lava_samples])
+    if lava_samples:
+        entry["lava"] = lava_check(net, x[:lava_samples])
+        _merge(name, entry)  # a long run: keep what is done
     xe, ye = x[:energy_samples], y[:energy_samples]
     entry["neurons"] = {
         "command": f"python benchmarks/deep_networks.py --measure --only {name}",
@@ -149,7 +152,6 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
                        >= ann_if - WITHIN},
         "if": {**neuron_row(net, xe, ye, "if", t_if),
                "reaches_ann": acc["if"][f"T={t_if}"] >= ann_if - WITHIN}}
-    entry["layers"] = len(net.layers) - 1
 
 
 def print_tables(results: dict) -> None:
@@ -176,14 +178,19 @@ def print_tables(results: dict) -> None:
 
 
 def _save(name: str, step) -> None:
-    """Run ``step(name, entries)`` and merge its entry for ``name`` into the results file as
-    it is then (other runs, training and measuring, write the same file)."""
+    """Run ``step(name, entries)`` and merge its entry for ``name`` into the results file."""
     entries: dict = {}
     step(name, entries)
-    out_file, results = previous_results("deep_networks.json")
     if name in entries:
-        results.setdefault(name, {}).update(entries[name])
-        out_file.write_text(json.dumps(results, indent=1))
+        _merge(name, entries[name])
+
+
+def _merge(name: str, entry: dict) -> None:
+    """Merge ``entry`` into the results file as it is now (other runs, training and
+    measuring, write the same file)."""
+    out_file, results = previous_results("deep_networks.json")
+    results.setdefault(name, {}).update(entry)
+    out_file.write_text(json.dumps(results, indent=1))
 
 
 def main() -> None:

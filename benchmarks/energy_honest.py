@@ -61,11 +61,13 @@ def hidden_spike_rate(counts: list[LayerCounts]) -> float:
                                                     for c in spiking)
 
 
-def run(net, images, labels, precision: str, neuron: str, steps: int | None) -> dict:
-    """Accuracy, spike rate and the reports of one SNN run under every preset."""
+def run(net, images, labels, precision: str, neuron: str, steps: int | None,
+        batch_size: int = 200) -> dict:
+    """Accuracy, spike rate and the reports of one SNN run under every preset (an IF run holds
+    every layer's spike trains: keep ``batch_size`` small for deep networks)."""
     engine = ReferenceEngine(net, precision, neuron, steps)
     t0 = time.perf_counter()
-    preds, counts = engine.evaluate(images, batch_size=200)
+    preds, counts = engine.evaluate(images, batch_size=batch_size)
     neurobench = neurobench_metrics(net, counts, *input_events(engine, images),
                                     precision == "fixed")
     reports = {p: energy_report(counts, PRESETS[p], {}, net, neurobench)["totals"]
