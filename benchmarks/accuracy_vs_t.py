@@ -18,7 +18,7 @@ import json
 import time
 
 import numpy as np
-from checkpoints import RESULTS, previous_results, trained_models
+from checkpoints import RESULTS, previous_results, save_result, trained_models
 from tqdm import tqdm
 
 from lava_bitsnn.reference import ReferenceEngine
@@ -81,14 +81,14 @@ def main() -> None:
     p.add_argument("--if-samples", type=int, default=1000,
                    help="test images for the IF baseline (64 steps each; 0: no IF run)")
     args = p.parse_args()
-    out_file, results = previous_results("accuracy_vs_t.json")
+    results: dict = {}
     for model in trained_models(args.only):
         name = model.name
         x, y = model.data.test.images, model.data.test.labels
         xs, ys = x[:args.if_samples], y[:args.if_samples]
         t0 = time.perf_counter()
         bit_serial = bit_serial_predictions(model.net, x, list(range(1, model.net.bits + 1)))
-        results[name] = {
+        entry = {
             "command": f"python benchmarks/accuracy_vs_t.py --only {name} "
                        f"--if-samples {args.if_samples}",
             "ann": model.checkpoint["log"][-1]["test_accuracy"],
@@ -98,9 +98,10 @@ def main() -> None:
             "bit_serial_on_if_samples": accuracies(bit_serial, ys) if len(ys) else None,
             "if": if_accuracy(model.net, xs, ys) if len(ys) else None,  # --if-samples 0
         }
-        results[name]["seconds"] = time.perf_counter() - t0
-        out_file.write_text(json.dumps(results, indent=1))
-        print(json.dumps({name: results[name]}, indent=1))
+        entry["seconds"] = time.perf_counter() - t0
+        results = save_result("accuracy_vs_t.json", name, entry)
+        print(json.dumps({name: entry}, indent=1))
+    results = results or previous_results("accuracy_vs_t.json")[1]
     plot(results, str(RESULTS / "accuracy_vs_t.png"))
     print("\n| model | ANN | bit-serial T=1 / 2 / 3 / 4 | IF T=" + " / ".join(map(str, IF_STEPS))
           + " |\n|---|---:|---|---|")

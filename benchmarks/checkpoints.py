@@ -56,3 +56,13 @@ def previous_results(filename: str) -> tuple[Path, dict]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / filename
     return path, json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_result(filename: str, name: str, entry: dict) -> dict:
+    """Merge ``entry`` into ``benchmarks/results/FILENAME`` under ``name``, reading the file
+    again first: benchmark runs that overlap each write only their own models. Returns all
+    results."""
+    path, results = previous_results(filename)
+    results.setdefault(name, {}).update(entry)
+    path.write_text(json.dumps(results, indent=1))
+    return results

@@ -26,7 +26,14 @@ import time
 import numpy as np
 import torch
 from accuracy_vs_t import plot
-from checkpoints import DATA_ROOT, MODELS, RESULTS, load_benchmark_model, previous_results
+from checkpoints import (
+    DATA_ROOT,
+    MODELS,
+    RESULTS,
+    load_benchmark_model,
+    previous_results,
+    save_result,
+)
 from energy_honest import run as energy_run
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
@@ -186,11 +193,7 @@ def _save(name: str, step) -> None:
 
 
 def _merge(name: str, entry: dict) -> None:
-    """Merge ``entry`` into the results file as it is now (other runs, training and
-    measuring, write the same file)."""
-    out_file, results = previous_results("deep_networks.json")
-    results.setdefault(name, {}).update(entry)
-    out_file.write_text(json.dumps(results, indent=1))
+    save_result("deep_networks.json", name, entry)
 
 
 def main() -> None:

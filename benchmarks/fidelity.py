@@ -12,11 +12,10 @@ Writes benchmarks/results/fidelity.json and prints markdown tables.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict
 
-from checkpoints import previous_results, trained_models
+from checkpoints import save_result, trained_models
 from tqdm import tqdm
 
 from lava_bitsnn.ann.checkpoint import model_from_checkpoint
@@ -27,7 +26,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", default=["fashion-mnist", "mnist"])
     args = p.parse_args()
-    out_file, results = previous_results("fidelity.json")
     for bench in trained_models(args.only):
         name = bench.name
         x, y = bench.data.test.images, bench.data.test.labels
@@ -37,10 +35,9 @@ def main() -> None:
         for start in tqdm(range(0, len(y), 500), desc=f"{name} verify", leave=False):
             report.merge(verify_batch(model, net, x[start:start + 500], y[start:start + 500]))
         verify_s = time.perf_counter() - t0
-        results[name] = {"command": f"python benchmarks/fidelity.py --only {name}",
-                         "test_images": int(len(y)), "verify": {**asdict(report), "ok": report.ok},
-                         "verify_seconds": verify_s}
-        out_file.write_text(json.dumps(results, indent=1))
+        save_result("fidelity.json", name, {
+            "command": f"python benchmarks/fidelity.py --only {name}", "test_images": int(len(y)),
+            "verify": {**asdict(report), "ok": report.ok}, "verify_seconds": verify_s})
         print(f"\n### {name} ({len(y)} test images)\n")
         print("| layer | neurons | ANN≠float SNN | off-edge | QANN≠fixed SNN | float≠fixed |")
         print("|---|---:|---:|---:|---:|---:|")
