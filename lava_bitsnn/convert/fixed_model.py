@@ -7,8 +7,9 @@ weights ``m · 2**e`` with an 8-bit mantissa ``m`` and the export's exponent ``e
 bias a multiple of the layer's accumulate steps, the export's threshold unit ``D`` and
 half-step bias shift, codes ``clip(floor(u / D), 0, K)`` truncated to the top ``T`` bits, and
 logits ``u / D``. Every value it computes is an integer below 2**24 (or such an integer over a
-power of two), so float32 and float64 give it exactly: evaluated in PyTorch, the model *is*
-the fixed-point SNN that ``to_network`` exports.
+power of two), so float32 and float64 give it exactly on the CPU: evaluated there, the model
+*is* the fixed-point SNN that ``to_network`` exports (on CUDA, cuDNN may choose inexact
+kernels, such as TF32 or Winograd: train there if you like, evaluate on the CPU).
 
 Training moves the float parameters behind the grid: ``θ = m / 128`` per weight and
 ``β = bias_int / D`` per bias, rounded to the grid in the forward pass with straight-through
