@@ -64,7 +64,7 @@ def _fine_tune(args: argparse.Namespace) -> int:
     from lava_bitsnn.ann.model_io import load_source
     from lava_bitsnn.ann.qcfs import bits_for_levels, qcfs_layers
     from lava_bitsnn.ann.relu_to_qcfs import relu_to_qcfs
-    from lava_bitsnn.ann.train import TrainConfig, evaluate, train
+    from lava_bitsnn.ann.train import TrainConfig, evaluate
     from lava_bitsnn.errors import BitsnnError
 
     if args.arch or args.init:
@@ -113,12 +113,21 @@ def _fine_tune(args: argparse.Namespace) -> int:
     user = {"normalisation": (mean, std), "imports": source.imports,
             "source": {"file": str(args.source), "form": source.kind,
                        "description": source.description, "factory": source.factory}}
+    return _train_and_report(cfg, data, args, model, user, [("ReLU model", before), (
+        "after the swap", swapped)], "after fine-tuning")
+
+
+def _train_and_report(cfg, data, args: argparse.Namespace, model, user: dict,
+                      before: list[tuple[str, float]], after_label: str, note: str = "") -> int:
+    """Fine-tune, then print the accuracies before and after on one line."""
+    from lava_bitsnn.ann.train import train
+
     ckpt = train(cfg, data, args.output, progress=not args.quiet, model=model, user=user)
     after = ckpt["log"][-1]["test_accuracy"] if ckpt["log"] else float("nan")
-    print(f"accuracy: ReLU model {100 * before:.2f}%  after the swap {100 * swapped:.2f}%  "
-          f"after fine-tuning {100 * after:.2f}%  ({len(test.labels)} {data.name} test images, "
+    parts = [f"{label} {100 * acc:.2f}%" for label, acc in [*before, (after_label, after)]]
+    print(f"accuracy: {'  '.join(parts)}  ({len(data.test.labels)} {data.name} test images, "
           f"{cfg.epochs} epochs)")
-    print(f"checkpoint written to {args.output}")
+    print(f"checkpoint written to {args.output}{note}")
     return 0
 
 
@@ -131,7 +140,7 @@ def _fixed_point(args: argparse.Namespace) -> int:
     of the float model, the fixed-point SNN as exported and after fine-tuning."""
     from lava_bitsnn.ann.checkpoint import FIXED_ARCH, check_writable
     from lava_bitsnn.ann.model_io import load_source
-    from lava_bitsnn.ann.train import TrainConfig, evaluate, train
+    from lava_bitsnn.ann.train import TrainConfig, evaluate
     from lava_bitsnn.convert.fixed_model import FixedPointNet
     from lava_bitsnn.convert.model import convert_source
     from lava_bitsnn.errors import BitsnnError
@@ -163,13 +172,9 @@ def _fixed_point(args: argparse.Namespace) -> int:
     exported = evaluate(model, test.images, test.labels, mean, std)["accuracy"]
     user = {"normalisation": (mean, std),
             "source": {"file": str(args.source), "description": source.description}}
-    ckpt = train(cfg, data, args.output, progress=not args.quiet, model=model, user=user)
-    after = ckpt["log"][-1]["test_accuracy"]
-    print(f"accuracy: float model {100 * before:.2f}%  fixed-point SNN as exported "
-          f"{100 * exported:.2f}%  after fixed-point fine-tuning {100 * after:.2f}%  "
-          f"({len(test.labels)} {data.name} test images, {cfg.epochs} epochs)")
-    print(f"checkpoint written to {args.output} (bitsnn-export it: the file is this model)")
-    return 0
+    return _train_and_report(cfg, data, args, model, user, [
+        ("float model", before), ("fixed-point SNN as exported", exported)],
+        "after fixed-point fine-tuning", " (bitsnn-export it: the file is this model)")
 
 
 def _main(args: argparse.Namespace) -> int:
