@@ -156,7 +156,7 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
     entry["checkpoint"] = training_record(bench.checkpoint)
     if lava_samples:
         entry["lava"] = lava_check(net, x[:lava_samples])
-        _merge(name, entry)  # a long run: keep what is done
+        save_result("deep_networks.json", name, entry)  # a long run: keep what is done
     xe, ye = x[:energy_samples], y[:energy_samples]
     entry["neurons"] = {
         "command": f"python benchmarks/deep_networks.py --measure --only {name}",
@@ -196,11 +196,7 @@ def _save(name: str, step) -> None:
     entries: dict = {}
     step(name, entries)
     if name in entries:
-        _merge(name, entries[name])
-
-
-def _merge(name: str, entry: dict) -> None:
-    save_result("deep_networks.json", name, entry)
+        save_result("deep_networks.json", name, entries[name])
 
 
 def main() -> None:

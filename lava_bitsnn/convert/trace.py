@@ -228,10 +228,9 @@ class _Builder:
         if m.ceil_mode or m.return_indices or _single(m.dilation, "dilation", path) != 1:
             raise BitsnnError(f"{path}: a MaxPool2d with ceil_mode, return_indices or "
                               "dilation is not supported")
-        k = _single(m.kernel_size, "pool window", path)
-        stride = _single(m.stride if m.stride is not None else k, "pool stride", path)
+        k, stride, padding = _window(m, path)
         return _Spikes(src.layer, tuple(int(d) for d in out_shape), k, False, (), stride,
-                       _single(m.padding, "pool padding", path), None, 1, "max")
+                       padding, None, 1, "max")
 
     def flatten(self, path: str, x, out_shape: tuple[int, ...]) -> _Spikes:
         src = self.spikes_arg(x, path)
@@ -339,6 +338,13 @@ def _fold_general_pools(src: _Spikes, weight: torch.Tensor, source_shape: tuple[
     return _Spikes(src.layer, (c * h * w,), 1, True), folded
 
 
+def _window(m: nn.Module, path: str) -> tuple[int, int, int]:
+    """(window, stride, padding) of a square pooling module."""
+    k = _single(m.kernel_size, "pool window", path)
+    stride = _single(m.stride if m.stride is not None else k, "pool stride", path)
+    return k, stride, _single(m.padding, "pool padding", path)
+
+
 @torch.no_grad()
 def _pool_stage(src: _Spikes, source_shape: tuple[int, ...], path: str) -> _Spikes:
     """One AvgPool2d of any window, stride, padding and ``count_include_pad`` (or
@@ -352,9 +358,7 @@ def _pool_stage(src: _Spikes, source_shape: tuple[int, ...], path: str) -> _Spik
     if m.ceil_mode:
         raise BitsnnError(f"{path}: an average pool with ceil_mode=True before a convolution "
                           "is not supported")
-    k = _single(m.kernel_size, "pool window", path)
-    stride = _single(m.stride if m.stride is not None else k, "pool stride", path)
-    padding = _single(m.padding, "pool padding", path)
+    k, stride, padding = _window(m, path)
     ones = torch.ones(1, 1, *source_shape[1:], dtype=torch.float64)
     sums = F.avg_pool2d(ones, k, stride, padding, divisor_override=1)[0, 0]
     divisors = torch.round(sums / m(ones)[0, 0]).long()

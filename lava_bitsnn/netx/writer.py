@@ -39,6 +39,21 @@ def _smallest_int(value: np.ndarray):
     return np.int16 if big < 1 << 15 else np.int32
 
 
+def _pool_keys(syn: Synapse) -> dict:
+    """The optional pool keys of format version 2 that a synapse needs (none for a sum-pool of
+    k×k windows with stride k, which version 1 describes)."""
+    keys: dict = {}
+    if syn.pool_stride not in (0, syn.pool):
+        keys["pool_stride"] = syn.pool_stride
+    if syn.pool_padding:
+        keys["pool_padding"] = syn.pool_padding
+    if syn.pool_scale is not None:
+        keys["pool_scale"] = syn.pool_scale
+    if syn.pool_kind != "sum":
+        keys["pool_kind"] = syn.pool_kind
+    return keys
+
+
 def _write_synapse(group: h5py.Group, syn: Synapse, float_weights: bool) -> None:
     group["type"] = syn.kind
     _array(group, "weight", syn.weight_int, _smallest_int(syn.weight_int))
@@ -47,14 +62,11 @@ def _write_synapse(group: h5py.Group, syn: Synapse, float_weights: bool) -> None
     group["weight_exp"] = syn.weight_exp
     group["source"] = syn.source
     group["pool"] = syn.pool
-    if syn.pool_stride and syn.pool_stride != syn.pool:  # optional keys: absent = k×k/stride k
-        group["pool_stride"] = syn.pool_stride
-    if syn.pool_padding:
-        group["pool_padding"] = syn.pool_padding
-    if syn.pool_scale is not None:
-        _array(group, "pool_scale", syn.pool_scale, _smallest_int(syn.pool_scale))
-    if syn.pool_kind != "sum":
-        group["pool_kind"] = syn.pool_kind
+    for key, value in _pool_keys(syn).items():
+        if key == "pool_scale":
+            _array(group, key, value, _smallest_int(value))
+        else:
+            group[key] = value
     group["flatten"] = int(syn.flatten)
     if syn.kind == "conv":
         group["stride"] = syn.stride
@@ -95,9 +107,7 @@ def write_network(net: Network, path: str | Path, float_weights: bool = True) ->
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w", libver=LIBVER) as f:
             f.attrs["format"] = FORMAT
-            general = any(s.pool_stride not in (0, s.pool) or s.pool_padding or
-                          s.pool_scale is not None or s.pool_kind != "sum"
-                          for layer in net.layers for s in layer.synapses)
+            general = any(_pool_keys(s) for layer in net.layers for s in layer.synapses)
             f.attrs["format_version"] = FORMAT_VERSION_POOLS if general else FORMAT_VERSION
             f.attrs["bits"] = net.bits
             f.attrs["time_steps"] = net.time_steps
