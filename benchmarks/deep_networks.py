@@ -52,7 +52,7 @@ CONFIGS = {
                                       init="fashion-mnist-resnet20-b4"),
     "fashion-mnist-resnet20-b4-bitl1-1e-8": dict(arch="resnet20", bits=4, epochs=2, bit_l1=1e-8,
                                                  init="fashion-mnist-resnet20-b4"),
-    "fashion-mnist-vgg11-b4": dict(arch="vgg11", bits=4, epochs=8),
+    "fashion-mnist-vgg11-b4": dict(arch="vgg11", bits=4, epochs=10),
 }
 
 
@@ -168,6 +168,43 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
                "reaches_ann": acc["if"][f"T={t_if}"] >= ann_if - WITHIN}}
 
 
+def fixed_point(name: str, lr: float, verify_samples: int) -> dict | None:
+    """``bitsnn-train --from NAME --fixed-point`` for one epoch at ``lr``, then ``bitsnn-export``
+    and ``bitsnn-verify`` of the result, through the CLIs' own code; the fine-tuned checkpoint
+    is kept (runs/benchmarks/NAME-fixed-lrLR.pt), so a second run only verifies again."""
+    from lava_bitsnn.cli import export, verify
+    from lava_bitsnn.cli import train as train_cli
+
+    source = MODELS / f"{name}.pt"
+    if not source.exists():
+        print(f"skip {name}: train it first (--train)")
+        return None
+    out = MODELS / f"{name}-fixed-lr{lr:g}.pt"
+    net, report = out.with_suffix(".net"), out.with_suffix(".verify.json")
+    data = ["--dataset", "fashion-mnist", "--data-dir", str(DATA_ROOT / "fashion-mnist")]
+    steps = [["--from", str(source), "--fixed-point", *data, "--image-size", "32", "--epochs",
+              "1", "--lr", f"{lr:g}", "--augment", "-o", str(out)],
+             [str(out), "-o", str(net)],
+             [str(out), str(net), *data, "--samples", str(verify_samples), "--lava-samples", "8",
+              "--json", str(report)]]
+    if not out.exists() and train_cli.main(steps[0]):
+        raise SystemExit(f"bitsnn-train failed on {name}")
+    if export.main(steps[1]):
+        raise SystemExit(f"bitsnn-export failed on {name}")
+    verify.main(steps[2])  # its verdict is in the report
+    tuned, checked = load_checkpoint(out), json.loads(report.read_text())
+    return {"command": "; ".join(f"bitsnn-{tool} " + " ".join(argv) for tool, argv in
+                                 zip(("train", "export", "verify"), steps, strict=True)),
+            "float_model_accuracy": tuned["source"]["float_accuracy"],
+            "exported_fixed_snn_accuracy": tuned["source"]["exported_fixed_snn_accuracy"],
+            "fine_tuned_accuracy": tuned["test_accuracy"],
+            "test_images": 10_000, "seconds_per_epoch": [e["seconds"] for e in tuned["log"]],
+            "verify": {k: checked[k] for k in ("samples", "accuracy", "ok", "lava_samples",
+                                               "logit_mismatches")}
+            | {key: sum(layer[key] for layer in checked["layers"])
+               for key in ("qann_vs_fixed", "lava_fixed_vs_reference")}}
+
+
 def print_tables(results: dict) -> None:
     print("| network | layers | epochs | ANN | Lava fixed vs reference |\n|---|---:|---:|---:|---|")
     for name, r in results.items():
@@ -206,10 +243,17 @@ def main() -> None:
     p.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--lava-samples", type=int, default=256)
     p.add_argument("--energy-samples", type=int, default=256)
+    p.add_argument("--fixed-point", type=float, metavar="LR",
+                   help="fine-tune the fixed-point grid for 1 epoch at this learning rate, "
+                        "export and verify (benchmarks/results/deep_fixed_point.json)")
+    p.add_argument("--verify-samples", type=int, default=2000)
     args = p.parse_args()
     for name in args.only:
         if args.train:
             _save(name, train_one)
+        if args.fixed_point and (row := fixed_point(name, args.fixed_point,
+                                                    args.verify_samples)):
+            save_result("deep_fixed_point.json", name, {f"lr{args.fixed_point:g}": row})
         if args.measure:
             _save(name, lambda n, r: measure(n, r, args.lava_samples, args.energy_samples))
     _, results = previous_results("deep_networks.json")

@@ -112,6 +112,20 @@ def test_fine_tuning_moves_the_grid_and_stays_plain_data(fine_tuned, digits_net)
     assert moved > 0
 
 
+def test_checkpoint_records_the_exported_snn_accuracy(fine_tuned, digits_net, digits_data,
+                                                      tmp_path):
+    """The accuracy the fine-tuning started from is the exported file's (the oracle's)."""
+    from lava_bitsnn.ann.checkpoint import load_checkpoint
+    from lava_bitsnn.netx.writer import write_network
+
+    write_network(digits_net, tmp_path / "exported.net")
+    test = digits_data.test
+    logits = file_qann(tmp_path / "exported.net", test.images)[1]
+    source = load_checkpoint(fine_tuned[0])["source"]
+    assert source["exported_fixed_snn_accuracy"] == float((logits.argmax(1) == test.labels).mean())
+    assert 0.5 < source["float_accuracy"] <= 1
+
+
 def test_fine_tuned_model_equals_the_fixed_point_snn_and_lava(fine_tuned, digits_data):
     from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
     from lava_bitsnn.lava.runner import LavaRunner

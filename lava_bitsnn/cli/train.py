@@ -171,7 +171,8 @@ def _fixed_point(args: argparse.Namespace) -> int:
     before = evaluate(source.model, test.images, test.labels, mean, std)["accuracy"]
     exported = evaluate(model, test.images, test.labels, mean, std)["accuracy"]
     user = {"normalisation": (mean, std),
-            "source": {"file": str(args.source), "description": source.description}}
+            "source": {"file": str(args.source), "description": source.description,
+                       "float_accuracy": before, "exported_fixed_snn_accuracy": exported}}
     return _train_and_report(cfg, data, args, model, user, [
         ("float model", before), ("fixed-point SNN as exported", exported)],
         "after fixed-point fine-tuning", " (bitsnn-export it: the file is this model)")
