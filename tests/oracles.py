@@ -38,7 +38,7 @@ def _conv(x: np.ndarray, w: np.ndarray, stride: int, padding: int, groups: int) 
 
 def _synapse(group: h5py.Group, code: np.ndarray) -> np.ndarray:
     x = code
-    pool = int(group["pool"][()])
+    pool = int(group["pool"][()]) if "pool" in group else 1  # absent: the default
     stride = int(group["pool_stride"][()]) if "pool_stride" in group else pool
     pad = int(group["pool_padding"][()]) if "pool_padding" in group else 0
     if pool > 1 or stride > 1 or pad:
@@ -56,7 +56,7 @@ def _synapse(group: h5py.Group, code: np.ndarray) -> np.ndarray:
                 window = padded[:, :, i * stride:i * stride + pool, j * stride:j * stride + pool]
                 x[:, :, i, j] = window.max(axis=(2, 3)) if take_max else \
                     window.sum(axis=(2, 3)) * scale[i, j]
-    if int(group["flatten"][()]):
+    if "flatten" in group and int(group["flatten"][()]):
         x = x.reshape(x.shape[0], -1)
     weight = group["weight"][()].astype(np.int64)
     kind = group["type"][()]

@@ -11,6 +11,7 @@ import torch
 from lava_bitsnn.convert.model import convert_model
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.netx import read_network, write_lava_dl_cuba, write_network
+from lava_bitsnn.netx.schema import SYNAPSE_DEFAULTS
 from tests.random_nets import random_qcfs_net
 
 
@@ -87,7 +88,7 @@ def test_round_trip_of_every_pool_kind_against_the_oracle(tmp_path):
     path = tmp_path / "p.net"
     write_network(net, path)
     with h5py.File(path) as f:
-        assert int(f.attrs["format_version"]) == 2
+        assert int(f.attrs["format_version"]) == 3
     back = read_network(path)
     _assert_same(net, back)
     x = np.random.default_rng(0).integers(0, 256, (6, 1, 14, 14), dtype=np.uint8)
@@ -96,6 +97,17 @@ def test_round_trip_of_every_pool_kind_against_the_oracle(tmp_path):
     for fused in (True, False):
         result = ReferenceEngine(back, "fixed", fused=fused).run_batch(x)
         np.testing.assert_array_equal(result.logits, logits)
+
+
+def _as_version(f, version):
+    """Relabel a file as an older version, writing out the keys that version requires."""
+    f.attrs["format_version"] = version
+    for i in range(1, len(f["layer"])):
+        layer = f["layer"][str(i)]
+        for group in [layer, *layer.get("skip", {}).values()]:
+            for key, default in SYNAPSE_DEFAULTS.items():
+                if key not in group:
+                    group[key] = default
 
 
 def _pooled_file(tmp_path):
@@ -115,8 +127,9 @@ def _pooled_file(tmp_path):
      "integers >= 1"),
     (lambda f: f["layer/5"].__setitem__("pool_scale", np.ones((2, 2), dtype=np.int64)),
      "max without pool_scale"),
-    (lambda f: f.attrs.__setitem__("format_version", 1), "version 2 in a version 1 file"),
-    (lambda f: f.attrs.__setitem__("format_version", 3), "newer than this reader"),
+    (lambda f: _as_version(f, 1), "version 2 in a version 1 file"),
+    (lambda f: f.attrs.__setitem__("format_version", 2), "missing required key 'pool'"),
+    (lambda f: f.attrs.__setitem__("format_version", 4), "newer than this reader"),
 ])
 def test_reader_rejects_broken_pools(tmp_path, mutation, message):
     bad = tmp_path / "bad.net"
@@ -126,7 +139,8 @@ def test_reader_rejects_broken_pools(tmp_path, mutation, message):
 
 
 def _replace(group, key, value):
-    del group[key]
+    if key in group:
+        del group[key]
     group[key] = value
 
 
@@ -181,6 +195,19 @@ def test_reader_rejects_broken_and_tampered_files(digits_net, tmp_path, mutation
         read_network(bad)
 
 
+def test_files_of_older_versions_read_the_same(digits_net, tmp_path):
+    """Version 3 leaves out pool = 1 and flatten = 0; files of versions 1 and 2 spell them out
+    and read as the same network."""
+    new, old = tmp_path / "new.net", tmp_path / "old.net"
+    write_network(digits_net, new)
+    with h5py.File(new) as f:
+        assert "pool" not in f["layer/1"] and "flatten" not in f["layer/1"]
+        assert int(f["layer/5/flatten"][()]) == 1 and int(f["layer/5/pool"][()]) == 2
+    for version in (1, 2):
+        _mutate(new, old, lambda f, v=version: _as_version(f, v))
+        _assert_same(digits_net, read_network(old))
+
+
 def test_max_code_round_trip_and_old_files_default_to_full_range(digits_net, tmp_path):
     import copy
 
@@ -191,10 +218,10 @@ def test_max_code_round_trip_and_old_files_default_to_full_range(digits_net, tmp
     quantise_network(net)  # the bound follows the largest code
     write_network(net, tmp_path / "k.net")
     assert read_network(tmp_path / "k.net").layers[1].max_code == 9
-    write_network(digits_net, tmp_path / "d.net")
-    old = tmp_path / "old.net"  # files written before max_code existed
-    _mutate(tmp_path / "d.net", old, lambda f: f["layer/1/neuron"].__delitem__("max_code"))
-    assert read_network(old).layers[1].max_code == 15
+    write_network(digits_net, tmp_path / "d.net")  # the full range is written as no max_code
+    with h5py.File(tmp_path / "d.net") as f:
+        assert "max_code" not in f["layer/1/neuron"]
+    assert read_network(tmp_path / "d.net").layers[1].max_code == 15
 
 
 def test_reader_rejects_shape_mismatch(digits_net, tmp_path):

@@ -30,15 +30,18 @@ from lava_bitsnn.core.ir import (
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.netx.schema import (
     CONV_KEYS,
+    DEFAULTS_SINCE,
     FILE_ATTRS,
     FORMAT,
     FORMAT_VERSION,
-    FORMAT_VERSION_POOLS,
+    FORMAT_VERSIONS,
     HIDDEN_NEURON,
     INPUT_NEURON,
     NEURON_KEYS,
     OUTPUT_NEURON,
     POOL_KEYS,
+    POOL_KEYS_SINCE,
+    SYNAPSE_DEFAULTS,
     SYNAPSE_KEYS,
 )
 
@@ -63,6 +66,12 @@ class _Reader:
         if not np.issubdtype(np.asarray(value).dtype, np.integer) or np.ndim(value) or value < low:
             raise self.fail(where, f"'{key}' must be an integer >= {low}, got {value!r}")
         return int(value)
+
+    def defaulted(self, group: h5py.Group, key: str, where: str, low: int) -> int:
+        """A synapse key that files since version 3 leave out at its default."""
+        if key not in group and self.version >= DEFAULTS_SINCE:
+            return SYNAPSE_DEFAULTS[key]
+        return self.integer(group, key, where, low)
 
     def array(self, group: h5py.Group, key: str, where: str, integer: bool) -> np.ndarray:
         value = np.asarray(self.get(group, key, where))
@@ -94,9 +103,9 @@ class _Reader:
                     for k in CONV_KEYS}
             if conv.pop("dilation") != 1:
                 raise self.fail(where, "dilation must be 1")
-        pool = self.integer(group, "pool", where, 1)
-        if self.version < FORMAT_VERSION_POOLS and any(k in group for k in POOL_KEYS):
-            raise self.fail(where, f"pool keys of format version {FORMAT_VERSION_POOLS} in a "
+        pool = self.defaulted(group, "pool", where, 1)
+        if self.version < POOL_KEYS_SINCE and any(k in group for k in POOL_KEYS):
+            raise self.fail(where, f"pool keys of format version {POOL_KEYS_SINCE} in a "
                                    f"version {self.version} file")
         geometry = {k: self.integer(group, k, where, low) if k in group else 0
                     for k, low in (("pool_stride", 1), ("pool_padding", 0))}
@@ -112,7 +121,7 @@ class _Reader:
             raise self.fail(where, f"'pool_kind' must be one of {', '.join(POOL_KINDS)} (max "
                                    f"without pool_scale), got {pool_kind!r}")
         return Synapse(source, kind, weight, pool=pool,
-                       flatten=bool(self.integer(group, "flatten", where)),
+                       flatten=bool(self.defaulted(group, "flatten", where, 0)),
                        weight_int=weight_int, weight_exp=self.integer(group, "weight_exp", where),
                        pool_scale=scale, pool_kind=pool_kind, **geometry, **conv)
 
@@ -270,9 +279,9 @@ def read_network(path: str | Path) -> Network:
         if missing:
             raise reader.fail("file", f"missing attribute(s) {', '.join(missing)}")
         version = int(f.attrs["format_version"])
-        if version not in (FORMAT_VERSION, FORMAT_VERSION_POOLS):
+        if version not in FORMAT_VERSIONS:
             raise reader.fail("file", f"format version {version} is newer than this reader's "
-                                      f"({FORMAT_VERSION_POOLS}); update lava-bitsnn")
+                                      f"({FORMAT_VERSION}); update lava-bitsnn")
         reader.version = version
         encoding = str(f.attrs["encoding"])
         if encoding not in ENCODINGS:

@@ -15,10 +15,10 @@ from lava_bitsnn.files import atomic_write
 from lava_bitsnn.netx.schema import (
     FORMAT,
     FORMAT_VERSION,
-    FORMAT_VERSION_POOLS,
     HIDDEN_NEURON,
     INPUT_NEURON,
     OUTPUT_NEURON,
+    SYNAPSE_DEFAULTS,
 )
 
 # HDF5 1.10's file format: its compact object headers take a third less space than the
@@ -28,9 +28,11 @@ LIBVER = ("v110", "v110")
 
 
 def _array(group: h5py.Group, key: str, value: np.ndarray, dtype) -> None:
-    """Arrays are stored compressed (gzip level 9, byte shuffle)."""
-    group.create_dataset(key, data=np.asarray(value, dtype=dtype), compression="gzip",
-                         compression_opts=9, shuffle=True)
+    """Arrays are stored compressed (gzip level 9, byte shuffle) as one chunk: gzip then sees
+    the whole array (h5py's default chunks of a few KB cost resnet20's file a sixth more)."""
+    value = np.asarray(value, dtype=dtype)
+    group.create_dataset(key, data=value, compression="gzip", compression_opts=9, shuffle=True,
+                         chunks=value.shape or None)
 
 
 def _smallest_int(value: np.ndarray):
@@ -40,8 +42,8 @@ def _smallest_int(value: np.ndarray):
 
 
 def _pool_keys(syn: Synapse) -> dict:
-    """The optional pool keys of format version 2 that a synapse needs (none for a sum-pool of
-    k×k windows with stride k, which version 1 describes)."""
+    """The optional pool keys (format version 2) that a synapse needs (none for a sum-pool of
+    k×k windows with stride k)."""
     keys: dict = {}
     if syn.pool_stride not in (0, syn.pool):
         keys["pool_stride"] = syn.pool_stride
@@ -61,13 +63,14 @@ def _write_synapse(group: h5py.Group, syn: Synapse, float_weights: bool) -> None
         _array(group, "weight_float", syn.weight, np.float64)
     group["weight_exp"] = syn.weight_exp
     group["source"] = syn.source
-    group["pool"] = syn.pool
+    for key, value in {"pool": syn.pool, "flatten": int(syn.flatten)}.items():
+        if value != SYNAPSE_DEFAULTS[key]:  # each object costs ~0.3 KB of HDF5 headers
+            group[key] = value
     for key, value in _pool_keys(syn).items():
         if key == "pool_scale":
             _array(group, key, value, _smallest_int(value))
         else:
             group[key] = value
-    group["flatten"] = int(syn.flatten)
     if syn.kind == "conv":
         group["stride"] = syn.stride
         group["padding"] = syn.padding
@@ -95,8 +98,8 @@ def _write_layer(group: h5py.Group, layer: Layer, net: Network, float_weights: b
     if float_weights:
         _array(neuron, "bias_float", layer.bias, np.float64)
     neuron["acc_bound"] = layer.acc_bound
-    if layer.kind == "neuron":
-        neuron["max_code"] = layer.max_code
+    if layer.kind == "neuron" and layer.max_code != (1 << layer.bits) - 1:
+        neuron["max_code"] = layer.max_code  # absent: the full range
 
 
 def write_network(net: Network, path: str | Path, float_weights: bool = True) -> None:
@@ -107,8 +110,7 @@ def write_network(net: Network, path: str | Path, float_weights: bool = True) ->
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w", libver=LIBVER) as f:
             f.attrs["format"] = FORMAT
-            general = any(_pool_keys(s) for layer in net.layers for s in layer.synapses)
-            f.attrs["format_version"] = FORMAT_VERSION_POOLS if general else FORMAT_VERSION
+            f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["bits"] = net.bits
             f.attrs["time_steps"] = net.time_steps
             f.attrs["encoding"] = net.encoding
