@@ -11,7 +11,6 @@ import torch
 from lava_bitsnn.convert.model import convert_model
 from lava_bitsnn.errors import BitsnnError
 from lava_bitsnn.netx import read_network, write_lava_dl_cuba, write_network
-from lava_bitsnn.netx.schema import SYNAPSE_DEFAULTS
 from tests.random_nets import random_qcfs_net
 
 
@@ -105,7 +104,7 @@ def _as_version(f, version):
     for i in range(1, len(f["layer"])):
         layer = f["layer"][str(i)]
         for group in [layer, *layer.get("skip", {}).values()]:
-            for key, default in SYNAPSE_DEFAULTS.items():
+            for key, default in (("pool", 1), ("flatten", 0)):
                 if key not in group:
                     group[key] = default
 
@@ -129,6 +128,10 @@ def _pooled_file(tmp_path):
      "max without pool_scale"),
     (lambda f: _as_version(f, 1), "version 2 in a version 1 file"),
     (lambda f: f.attrs.__setitem__("format_version", 2), "missing required key 'pool'"),
+    (lambda f: (_as_version(f, 2), f["layer/1"].__delitem__("flatten")),
+     "missing required key 'flatten'"),
+    (lambda f: f.attrs.__setitem__("format_version", 0), "unknown format version 0"),
+    (lambda f: f.attrs.__setitem__("format_version", "3"), "must be an integer"),
     (lambda f: f.attrs.__setitem__("format_version", 4), "newer than this reader"),
 ])
 def test_reader_rejects_broken_pools(tmp_path, mutation, message):
@@ -197,15 +200,27 @@ def test_reader_rejects_broken_and_tampered_files(digits_net, tmp_path, mutation
 
 def test_files_of_older_versions_read_the_same(digits_net, tmp_path):
     """Version 3 leaves out pool = 1 and flatten = 0; files of versions 1 and 2 spell them out
-    and read as the same network."""
+    and read as the same network (residual shortcuts included)."""
+    from tests.random_nets import random_qcfs_net
+
+    residual = convert_model(random_qcfs_net(3, 4, 1, 8, ("conv", "residual", "pool")),
+                             (1, 8, 8), [0.5], [0.3], list("abcde"))
+    assert any(len(layer.synapses) == 2 for layer in residual.layers)
     new, old = tmp_path / "new.net", tmp_path / "old.net"
     write_network(digits_net, new)
     with h5py.File(new) as f:
         assert "pool" not in f["layer/1"] and "flatten" not in f["layer/1"]
         assert int(f["layer/5/flatten"][()]) == 1 and int(f["layer/5/pool"][()]) == 2
-    for version in (1, 2):
-        _mutate(new, old, lambda f, v=version: _as_version(f, v))
-        _assert_same(digits_net, read_network(old))
+    for net in (digits_net, residual):
+        write_network(net, new)
+        for version in (1, 2):
+            _mutate(new, old, lambda f, v=version: _as_version(f, v))
+            with h5py.File(old) as f:
+                layers = [f[f"layer/{i}"] for i in range(1, len(f["layer"]))]
+                groups = layers + [g for layer in layers for g in layer.get("skip", {}).values()]
+                assert all("pool" in g and "flatten" in g for g in groups)
+                assert len(groups) > len(layers) or net is digits_net
+            _assert_same(net, read_network(old))
 
 
 def test_max_code_round_trip_and_old_files_default_to_full_range(digits_net, tmp_path):

@@ -110,7 +110,12 @@ class Layer:
 
     def __post_init__(self) -> None:
         if not self.max_code:
-            self.max_code = (1 << self.bits) - 1
+            self.max_code = self.full_code
+
+    @property
+    def full_code(self) -> int:
+        """2^bits − 1, the largest code the bits hold (the default ``max_code``)."""
+        return (1 << self.bits) - 1
 
     @property
     def size(self) -> int:

@@ -165,10 +165,9 @@ class _Reader:
         if ntype == OUTPUT_NEURON and layer.bits != 0:
             raise self.fail(where, f"the output accumulator has 0 bits, got {layer.bits}")
         if ntype == HIDDEN_NEURON:
-            top = (1 << layer.bits) - 1
-            layer.max_code = self.integer(neuron, "max_code", where, 1) if "max_code" in neuron \
-                else top
-            if layer.max_code > top:
+            if "max_code" in neuron:  # absent: the full range (the IR's default)
+                layer.max_code = self.integer(neuron, "max_code", where, 1)
+            if layer.max_code > layer.full_code:
                 raise self.fail(where, f"max_code {layer.max_code} does not fit {layer.bits} bits")
         if not layer.step > 0:
             raise self.fail(where, "neuron step must be positive")
@@ -278,10 +277,12 @@ def read_network(path: str | Path) -> Network:
             raise BitsnnError(f"{path} is not a lava-bitsnn netx file")
         if missing:
             raise reader.fail("file", f"missing attribute(s) {', '.join(missing)}")
-        version = int(f.attrs["format_version"])
+        version = _file_int(f, "format_version", reader)
         if version not in FORMAT_VERSIONS:
             raise reader.fail("file", f"format version {version} is newer than this reader's "
-                                      f"({FORMAT_VERSION}); update lava-bitsnn")
+                                      f"({FORMAT_VERSION}); update lava-bitsnn"
+                              if version > FORMAT_VERSION else
+                              f"unknown format version {version}")
         reader.version = version
         encoding = str(f.attrs["encoding"])
         if encoding not in ENCODINGS:

@@ -32,7 +32,7 @@ def _array(group: h5py.Group, key: str, value: np.ndarray, dtype) -> None:
     the whole array (h5py's default chunks of a few KB cost resnet20's file a sixth more)."""
     value = np.asarray(value, dtype=dtype)
     group.create_dataset(key, data=value, compression="gzip", compression_opts=9, shuffle=True,
-                         chunks=value.shape or None)
+                         chunks=value.shape if value.size else True)
 
 
 def _smallest_int(value: np.ndarray):
@@ -98,7 +98,7 @@ def _write_layer(group: h5py.Group, layer: Layer, net: Network, float_weights: b
     if float_weights:
         _array(neuron, "bias_float", layer.bias, np.float64)
     neuron["acc_bound"] = layer.acc_bound
-    if layer.kind == "neuron" and layer.max_code != (1 << layer.bits) - 1:
+    if layer.kind == "neuron" and layer.max_code != layer.full_code:
         neuron["max_code"] = layer.max_code  # absent: the full range
 
 
