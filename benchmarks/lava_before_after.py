@@ -7,8 +7,10 @@ many trivial Lava processes (source → pass-through … → sink, one small por
 network has processes. Every Lava row is checked bit-exact against the reference engine.
 
     python benchmarks/lava_before_after.py --before cc6c1c5 [--network FILE.net]
+        [--dataset fashion-mnist] [--rows "recorded"] [--out lava_before_after.json]
 
-Writes benchmarks/results/lava_before_after.json.
+``--rows`` keeps the rows whose label contains one of the words given. Writes
+benchmarks/results/OUT (default lava_before_after.json).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from pathlib import Path
 from checkpoints import DATA_ROOT, RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = [("sequential B=1", "bit-serial", "bit-serial", 1, False, 16),
-        ("streaming B=1", "bit-serial", "bit-serial", 1, True, 32),
-        ("batched B=16", "bit-serial", "bit-serial", 16, True, 256),
-        ("batched B=64", "bit-serial", "bit-serial", 64, True, 512),
-        ("batched B=64, graded input", "bit-serial", "graded", 64, True, 512),
-        ("rate-coded IF T=8, batched B=16", "if", "bit-serial", 16, True, 256)]
+# label, neuron, input encoding, batch, pipelined, images, record every layer's codes
+ROWS = [("sequential B=1", "bit-serial", "bit-serial", 1, False, 16, False),
+        ("streaming B=1", "bit-serial", "bit-serial", 1, True, 32, False),
+        ("batched B=16", "bit-serial", "bit-serial", 16, True, 256, False),
+        ("batched B=64", "bit-serial", "bit-serial", 64, True, 512, False),
+        ("batched B=64, graded input", "bit-serial", "graded", 64, True, 512, False),
+        ("rate-coded IF T=8, batched B=16", "if", "bit-serial", 16, True, 256, False),
+        ("recorded codes, batched B=16", "bit-serial", "bit-serial", 16, True, 32, True)]
 
 # Runs inside a fresh interpreter with either source tree first on sys.path.
 CHILD = r"""
@@ -41,20 +45,23 @@ try:
     from lava_bitsnn.lava.runner import LavaRunner as Runner
 except ImportError:  # before the rename
     from lava_bitsnn.lava.network import Network as Runner
-label, neuron, encoding, batch, pipelined, n, path, data_dir = json.loads(sys.argv[1])
+label, neuron, encoding, batch, pipelined, n, record, path, dataset, data_dir = \
+    json.loads(sys.argv[1])
 net = read_network(path)
 if encoding == "graded":  # the same integers; biases are multiples of 8, hence of 1
     net = copy.deepcopy(net)
     net.encoding = "graded"
-x = load_dataset("mnist", data_dir).test.images[:n]
+x = load_dataset(dataset, data_dir, image_size=net.input_shape[-1]).test.images[:n]
 steps = 8 if neuron == "if" else None
 result = Runner(net, "fixed", neuron, steps, batch_size=batch, pipelined=pipelined
-                ).run_dataset(x)
-ref = ReferenceEngine(net, "fixed", neuron, steps).run_batch(x)
+                ).run_dataset(x, record=record)
+ref = ReferenceEngine(net, "fixed", neuron, steps).run_batch(x, record=record)
+exact = np.array_equal(result.logits, ref.logits) and (not record or all(
+    np.array_equal(a, b) for a, b in zip(result.codes[1:-1], ref.codes[1:-1])))
 print(json.dumps({"samples": n, "wall_seconds": result.wall_seconds,
                   "samples_per_second": n / result.wall_seconds, "steps": result.steps,
                   "ms_per_step": 1000 * result.wall_seconds / result.steps,
-                  "exact": bool(np.array_equal(result.logits, ref.logits))}))
+                  "exact": bool(exact)}))
 """
 
 # The floor: a chain of trivial processes that only pass a small array on, step by step.
@@ -137,8 +144,12 @@ def main() -> None:
     p.add_argument("--before", required=True, help="git revision of the old code")
     p.add_argument("--network", default=str(ROOT / "netx_models" / "mnist-mnist-cnn.net"))
     p.add_argument("--data-root", default=str(DATA_ROOT))
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--rows", nargs="*", help="only the rows whose label contains a word given")
+    p.add_argument("--out", default="lava_before_after.json")
     args = p.parse_args()
-    data_dir = str(Path(args.data_root) / "mnist")
+    data_dir = str(Path(args.data_root) / args.dataset)
+    chosen = [r for r in ROWS if not args.rows or any(w in r[0] for w in args.rows)]
     network = str(Path(args.network).resolve())
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,8 +157,8 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before], cwd=ROOT,
                        check=True, capture_output=True)
         try:
-            for row in ROWS:
-                spec = json.dumps([*row, network, data_dir])
+            for row in chosen:
+                spec = json.dumps([*row, network, args.dataset, data_dir])
                 before = _child(old, CHILD, spec)
                 after = _child(ROOT, CHILD, spec)
                 rows[row[0]] = {"before": before, "after": after,
@@ -161,9 +172,9 @@ def main() -> None:
     floor = _child(ROOT, FLOOR, str(count), "2000")
     print("floor", floor)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    summary = {"command": f"python benchmarks/lava_before_after.py --before {args.before}",
+    summary = {"command": " ".join(["python benchmarks/lava_before_after.py", *sys.argv[1:]]),
                "network": args.network, "rows": rows, "lava_floor": floor}
-    (RESULTS / "lava_before_after.json").write_text(json.dumps(summary, indent=1))
+    (RESULTS / args.out).write_text(json.dumps(summary, indent=1))
     print("\n| row | before samples/s | after samples/s | after / before | ms/step after | exact |"
           "\n|---|---:|---:|---:|---:|---|")
     for name, r in rows.items():

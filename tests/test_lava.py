@@ -113,7 +113,8 @@ def test_network_process_between_lavas_own_ring_buffers(digits_net, digits_data)
     from lava_bitsnn.lava.network import BitSerialNetwork
 
     x = digits_data.test.images[:5]
-    net = BitSerialNetwork(network=digits_net, precision="fixed", batch_size=2, periods=3)
+    net = BitSerialNetwork(network=digits_net, precision="fixed", batch_size=2, periods=3,
+                           record=True)
     frames = net.input_frames(x)
     steps = frames.shape[-1]
     assert steps == net.schedule.total_steps(5, 2)
@@ -125,10 +126,13 @@ def test_network_process_between_lavas_own_ring_buffers(digits_net, digits_data)
         data = sink.data.get()
         spikes = net.layers[1].neurons.spikes.get()
         fifo = net.layers[-1].synapses[0].fifo.get()
+        codes = net.layers[2].neurons.codes.get()  # recorded: one row per batch
     finally:
         net.stop()
-    ref = ReferenceEngine(digits_net, "fixed").run_batch(x)
+    ref = ReferenceEngine(digits_net, "fixed").run_batch(x, record=True)
     np.testing.assert_array_equal(net.logits(data, 5), ref.logits)
+    np.testing.assert_array_equal(codes.reshape(-1, *digits_net.layers[2].shape)[:5],
+                                  ref.codes[2])
     # one counter row per batch, one column per slot; the 6th slot holds a blank image
     assert spikes.reshape(-1)[:5].sum() == ref.counts[1].spikes_out
     assert fifo.shape[0] == 1 + net.schedule.layers[-1].delays[0]

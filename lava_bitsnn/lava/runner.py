@@ -15,6 +15,7 @@ itself dies.
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -125,6 +126,10 @@ class LavaRunner:
         error_log.close()
         for proc in _processes(net):
             proc.proc_params["error_log"] = error_log.name
+        codes_dir = Path(tempfile.mkdtemp(prefix="bitsnn-codes-")) if record else None
+        if codes_dir:  # the recorded codes come back as files (Var.get() is element-wise)
+            for idx, layer in enumerate(net.layers[1:-1], start=1):
+                layer.neurons.proc_params["codes_file"] = str(codes_dir / f"{idx}.npy")
         total = self.total_steps(len(images))
         cfg = Loihi2SimCfg(select_tag="fixed_pt" if self.precision == "fixed" else "floating_pt")
         chunk = max(self.schedule.period * 4, 32)
@@ -152,7 +157,7 @@ class LavaRunner:
                                                     self.schedule.period * self.batch_size
                                                     + self.batch_size))
                     bar.refresh()
-                result = self._collect(images, net, record, total)
+                result = self._collect(images, net, codes_dir, total)
                 signals.raise_if_requested()
         except (KeyboardInterrupt, Terminated, BitsnnError):
             _shutdown(source, started, before)
@@ -168,11 +173,15 @@ class LavaRunner:
             guard.close()
             bar.close()
             Path(error_log.name).unlink(missing_ok=True)
+            if codes_dir:
+                shutil.rmtree(codes_dir, ignore_errors=True)
         result.wall_seconds = time.perf_counter() - t0
         return result
 
-    def _collect(self, images, net: BitSerialNetwork, record: bool, total: int) -> LavaResult:
+    def _collect(self, images, net: BitSerialNetwork, codes_dir: Path | None, total: int
+                 ) -> LavaResult:
         n = len(images)
+        record = codes_dir is not None
         out_layer = self.net.output
         out = net.layers[-1].neurons
         steps_averaged = self.schedule.layers[0].send_steps if self.neuron == "if" else 1
@@ -206,7 +215,7 @@ class LavaRunner:
                 continue
             c.fire_steps = timing.send_steps
             c.spikes_out = real(procs.neurons.spikes)
-            codes.append(procs.neurons.codes.get().reshape(-1, *layer.shape)[:n]
+            codes.append(np.load(codes_dir / f"{idx}.npy").reshape(-1, *layer.shape)[:n]
                          .astype(np.int64) if record else None)
         return LavaResult(logits, codes, counts, total, self.schedule.latency,
                           self.schedule.period, 0.0)

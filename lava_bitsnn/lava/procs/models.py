@@ -123,6 +123,15 @@ class _Common(_Guarded):
     def spikes_per_slot(self, s: np.ndarray) -> np.ndarray:
         return s.reshape(s.shape[0], -1).sum(axis=1)
 
+    def record(self, row: int, codes: np.ndarray, last_step: bool) -> None:
+        """Add to the recorded codes of ``row``. After the last batch's last step, also save
+        them to ``codes_file`` if the builder gave one: Lava's ``Var.get()`` sends an array
+        element by element, which for a deep network takes far longer than the run."""
+        self.codes[row] += codes
+        path = self.proc_params.get("codes_file")
+        if path and last_step and row == self.proc_params["periods"] - 1:
+            np.save(path, self.codes)
+
 
 # ---- input -------------------------------------------------------------------------------
 class _PyImageSource(_Guarded):
@@ -254,7 +263,8 @@ class _PyBitSerialNeuron(_Common):
             self.spikes[row] += fired
             self.add_ops(row, fire_step_ops(self.neurons_per_sample(), fired))
             if p["record"]:
-                self.codes[row] += s.astype(self.codes.dtype) * dyn.spike_weight(p["bits"], t)
+                self.record(row, s.astype(self.codes.dtype) * dyn.spike_weight(p["bits"], t),
+                            last_step=t == p["fire_steps"])
         row, t = self.window(p["start"], p["acc_steps"])
         if row >= 0:
             per_step, first_extra = dyn.split_bias(self.bias, p["acc_steps"], self.integer)
@@ -303,7 +313,7 @@ class _PyIFNeuron(_Common):
             self.spikes[row] += fired
             self.add_ops(row, if_step_ops(self.neurons_per_sample(), fired))
             if p["record"]:
-                self.codes[row] += s
+                self.record(row, s, last_step=t == p["steps"])
         self.s_out.send(s.astype(self.s_out._d_type))
 
 
