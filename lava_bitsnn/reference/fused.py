@@ -103,7 +103,7 @@ class FusedFixed:
         layer = self.net.layers[idx]
         steps = self.schedule.layers[idx].send_steps
         drop = layer.bits - steps
-        if layer.max_code < (1 << layer.bits) - 1:
+        if layer.max_code < layer.full_code:
             u = u.clamp_(max=float(layer.max_code * layer.threshold_unit))
         unit = int(layer.threshold_unit) << drop
         if unit & (unit - 1):  # not a power of two: divide in float64 (exact floor < 2^53)
