@@ -145,8 +145,9 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
     if bench is None:
         return
     acc = json.loads((RESULTS / "accuracy_vs_t.json").read_text()).get(name)
-    if acc is None:
-        print(f"skip {name}: run python benchmarks/accuracy_vs_t.py --only {name} first")
+    if acc is None or acc["if"] is None:
+        print(f"skip {name}: run python benchmarks/accuracy_vs_t.py --only {name} "
+              "--if-samples 1000 first (the table needs the IF baseline)")
         return
     net, x, y = bench.net, bench.data.test.images, bench.data.test.labels
     model = model_from_checkpoint(bench.checkpoint)
