@@ -145,7 +145,7 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
     if bench is None:
         return
     acc = json.loads((RESULTS / "accuracy_vs_t.json").read_text()).get(name)
-    if acc is None or acc["if"] is None:
+    if acc is None or acc.get("if") is None:
         print(f"skip {name}: run python benchmarks/accuracy_vs_t.py --only {name} "
               "--if-samples 1000 first (the table needs the IF baseline)")
         return
@@ -207,10 +207,16 @@ def fixed_point(name: str, lr: float, verify_samples: int) -> dict | None:
             "exported_fixed_snn_accuracy": tuned["source"]["exported_fixed_snn_accuracy"],
             "fine_tuned_accuracy": tuned["test_accuracy"],
             "seconds_per_epoch": [e["seconds"] for e in tuned["log"]],
-            "verify": {k: checked[k] for k in ("samples", "accuracy", "ok", "lava_samples",
-                                               "logit_mismatches")}
-            | {key: sum(layer[key] for layer in checked["layers"])
-               for key in ("qann_vs_fixed", "lava_fixed_vs_reference")}}
+            "verify": verify_record(checked)}
+
+
+def verify_record(report: dict) -> dict:
+    """What a ``bitsnn-verify --json`` report says, with its per-layer counts summed."""
+    return ({k: report[k] for k in ("samples", "accuracy", "ok", "lava_samples",
+                                    "logit_mismatches")}
+            | {key: sum(layer[key] for layer in report["layers"])
+               for key in ("qann_vs_fixed", "float_vs_fixed", "lava_fixed_vs_reference",
+                           "lava_float_vs_ann", "lava_float_unexplained")})
 
 
 def print_tables(results: dict) -> None:
