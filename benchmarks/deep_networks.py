@@ -42,6 +42,7 @@ from lava_bitsnn.ann.train import TrainConfig, evaluate, train
 from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.energy import PRESETS, energy_report
 from lava_bitsnn.reference import ReferenceEngine
+from lava_bitsnn.verify import COUNTS
 
 WITHIN = 0.001  # "reaches the ANN's accuracy": to within 0.1 pp
 CONFIGS = {
@@ -64,9 +65,8 @@ def _data():
 
 
 def train_config(name: str) -> TrainConfig:
-    spec = dict(CONFIGS[name])
+    spec = {"lr": 0.1, **CONFIGS[name]}
     init = spec.pop("init", None)
-    spec = {"lr": 0.1, **spec}
     return TrainConfig(dataset="fashion-mnist", batch_size=128, seed=0, augment=True,
                        init=str(MODELS / f"{init}.pt") if init else "", **spec)
 
@@ -214,9 +214,7 @@ def verify_record(report: dict) -> dict:
     """What a ``bitsnn-verify --json`` report says, with its per-layer counts summed."""
     return ({k: report[k] for k in ("samples", "accuracy", "ok", "lava_samples",
                                     "logit_mismatches")}
-            | {key: sum(layer[key] for layer in report["layers"])
-               for key in ("qann_vs_fixed", "float_vs_fixed", "lava_fixed_vs_reference",
-                           "lava_float_vs_ann", "lava_float_unexplained")})
+            | {key: sum(layer[key] for layer in report["layers"]) for key in COUNTS})
 
 
 def print_tables(results: dict) -> None:

@@ -12,7 +12,7 @@ The float-vs-fixed gap (weight rounding) is measured, not required to be zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -76,6 +76,10 @@ class LayerReport:
     lava_float_unexplained: int = 0  # must be 0, as for the float reference
 
 
+COUNTS = tuple(f.name for f in fields(LayerReport) if f.type == "int" and f.name != "neurons")
+"""The mismatch counts of a LayerReport: they add up over batches and over layers."""
+
+
 @dataclass
 class VerifyReport:
     samples: int
@@ -98,9 +102,7 @@ class VerifyReport:
         if not self.layers:
             self.layers = [LayerReport(r.name, r.neurons) for r in other.layers]
         for mine, theirs in zip(self.layers, other.layers, strict=True):
-            for key in ("ann_vs_float", "ann_vs_float_unexplained", "qann_vs_fixed",
-                        "float_vs_fixed", "lava_fixed_vs_reference", "lava_float_vs_ann",
-                        "lava_float_unexplained"):
+            for key in COUNTS:
                 setattr(mine, key, getattr(mine, key) + getattr(theirs, key))
         self.logit_mismatches += other.logit_mismatches
         self.ann_compared = self.ann_compared and other.ann_compared
