@@ -57,6 +57,9 @@ CONFIGS = {
     # a second cosine cycle from the b = 4 weights, aimed at the 95% target
     "fashion-mnist-resnet20-b4-long": dict(arch="resnet20", bits=4, epochs=16, lr=0.05,
                                            init="fashion-mnist-resnet20-b4"),
+    # a third cycle with random erasing, from the second cycle's weights
+    "fashion-mnist-resnet20-b4-erase": dict(arch="resnet20", bits=4, epochs=20, lr=0.05,
+                                            erase=0.5, init="fashion-mnist-resnet20-b4-long"),
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from lava_bitsnn.ann.train import TrainConfig, augment_batch, evaluate, train
+from lava_bitsnn.ann.train import TrainConfig, augment_batch, erase_batch, evaluate, train
 from lava_bitsnn.errors import BitsnnError
 
 FAST = dict(arch="mnist-cnn", dataset="digits", bits=4, batch_size=64, lr=0.05, seed=0)
@@ -101,6 +101,42 @@ def test_augment_batch_shapes_and_content():
         assert set(out[n].flatten().tolist()) <= set(x[n].flatten().tolist()) | {0.0}
 
 
+def _zero_box(image: torch.Tensor) -> tuple[int, int] | None:
+    """(height, width) of the zeros of a 2-D image of ones if they form one filled
+    axis-aligned rectangle; None when nothing is zero. Fails on any other shape."""
+    rows, cols = torch.nonzero(image == 0, as_tuple=True)
+    if len(rows) == 0:
+        return None
+    h = int(rows.max() - rows.min() + 1)
+    w = int(cols.max() - cols.min() + 1)
+    assert len(rows) == h * w, "the erased pixels are not one rectangle"
+    return h, w
+
+
+def test_erase_batch_one_rectangle_per_hit_image():
+    """On images of ones, every image is untouched or has exactly one zero rectangle of
+    2-40 % of its area (up to rounding of the sides) and aspect 0.3-3.3, in every channel;
+    about half of 2,000 images are hit at p = 0.5 (binomial sd 1.1 %)."""
+    n, size = 2000, 32
+    out = erase_batch(torch.ones(n, 2, size, size), 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(out[:, 0], out[:, 1])
+    boxes = [_zero_box(out[i, 0]) for i in range(n)]
+    hit = [b for b in boxes if b is not None]
+    assert 0.45 < len(hit) / n < 0.55
+    for h, w in hit:
+        assert 0.01 <= h * w / size**2 <= 0.45
+        assert 0.25 <= h / w <= 4.0 or size in (h, w)  # a side clipped to the image
+    assert not torch.equal(out, erase_batch(torch.ones(n, 2, size, size), 0.5,
+                                            torch.Generator().manual_seed(4)))
+
+
+def test_erase_batch_probability_bounds():
+    x = torch.randn(64, 1, 16, 16)
+    assert torch.equal(erase_batch(x, 0.0, torch.Generator().manual_seed(0)), x)
+    every = erase_batch(torch.ones(64, 1, 16, 16), 1.0, torch.Generator().manual_seed(0))
+    assert all(_zero_box(img[0]) is not None for img in every)
+
+
 def test_config_validation():
     with pytest.raises(BitsnnError, match="bits"):
         TrainConfig(arch="mnist-cnn", dataset="digits", bits=9).validate()
@@ -132,6 +168,7 @@ def _cli(*args, cwd=None):
     (["--arch", "lenet", "--dataset", "digits"], "unknown architecture"),
     (["--arch", "mnist-cnn", "--dataset", "svhn"], "unknown dataset"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "--bits", "0"], "bits must be"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "1.5"], "erase must be"),
     (["--arch", "mnist-cnn", "--dataset", "mnist", "--data-dir", "/nonexistent"], "does not exist"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "-o", "/nonexistent/dir/m.pt"],
      "does not exist"),
@@ -163,9 +200,10 @@ def test_cli_corrupt_data_leaves_no_checkpoint(tmp_path):
 def test_cli_trains_and_prints_accuracy(tmp_path):
     out = tmp_path / "m.pt"
     proc = _cli("--arch", "mnist-cnn", "--dataset", "digits", "--epochs", "1", "--quiet",
-                "-o", str(out))
+                "--augment", "--erase", "0.5", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy" in proc.stdout and out.is_file()
+    assert load_checkpoint(out)["train_args"]["erase"] == 0.5
 
 
 def test_torchrun_two_processes_on_digits(tmp_path, digits_checkpoint):

@@ -49,6 +49,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: bool = False
+    erase: float = 0.0  # random-erasing probability per image
     bit_l1: float = 0.0
     qcfs_reg: float = 0.0
     seed: int = 0
@@ -71,6 +72,8 @@ class TrainConfig:
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 raise BitsnnError(f"{name.replace('_', '-')} must be a finite number "
                                   f"{'> 0' if name == 'lr' else '>= 0'}, got {value}")
+        if not 0.0 <= self.erase <= 1.0:
+            raise BitsnnError(f"erase must be a probability in [0, 1], got {self.erase}")
         if "stem" in self.arch_kwargs and self.arch not in STEM_ARCHS:
             raise BitsnnError(f"--stem applies to {', '.join(STEM_ARCHS)}, not {self.arch}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -91,6 +94,25 @@ def augment_batch(x: torch.Tensor, flip: bool, gen: torch.Generator) -> torch.Te
         mask = torch.rand(n, generator=gen) < 0.5
         out = torch.where(mask[:, None, None, None], out.flip(3), out)
     return out.contiguous()
+
+
+def erase_batch(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Random erasing (Zhong et al., AAAI 2020): with probability ``p`` per image, one
+    rectangle of 2–40 % of the image's area, aspect ratio 0.3–3.3, is set to 0 in every channel
+    (the dataset mean, as the images are normalised)."""
+    n, _, h, w = x.shape
+    area = torch.empty(n).uniform_(0.02, 0.4, generator=gen) * h * w
+    ratio = torch.exp(torch.empty(n).uniform_(math.log(0.3), -math.log(0.3), generator=gen))
+    eh = torch.sqrt(area * ratio).round().clamp(1, h).long()
+    ew = torch.sqrt(area / ratio).round().clamp(1, w).long()
+    top = (torch.rand(n, generator=gen) * (h - eh + 1)).long()
+    left = (torch.rand(n, generator=gen) * (w - ew + 1)).long()
+    hit = torch.rand(n, generator=gen) < p
+    rows, cols = torch.arange(h)[None], torch.arange(w)[None]
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
+    mask = in_rows[:, :, None] & in_cols[:, None, :] & hit[:, None, None]
+    return x.masked_fill(mask[:, None], 0.0)
 
 
 class ActivationTap:
@@ -252,6 +274,8 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             x, y = train_x[idx], train_y[idx]
             if cfg.augment:
                 x = augment_batch(x, flip, gen)
+            if cfg.erase:
+                x = erase_batch(x, cfg.erase, gen)
             x, y = x.to(device), y.to(device)
             if tap:
                 tap.clear()

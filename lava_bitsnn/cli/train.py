@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, help="default 5e-4")
     p.add_argument("--augment", action="store_true", help="random crop (+ flip where sensible)")
+    p.add_argument("--erase", type=float, default=0.0, metavar="P",
+                   help="random erasing: with probability P per image, a random rectangle of "
+                        "2-40%% of its area is set to the dataset mean (default 0: off)")
     p.add_argument("--bit-l1", type=float, default=0.0, help="bit-sparsity l1 coefficient")
     p.add_argument("--qcfs-reg", type=float, default=0.0, help="QCFS regulariser weight")
     p.add_argument("--seed", type=int, default=0)
@@ -78,10 +81,8 @@ def _fine_tune(args: argparse.Namespace) -> int:
         if args.bits is not None and bits != need:
             raise BitsnnError(f"--levels {args.levels} needs {need} bits, not --bits {bits}")
         bits = need
-    cfg = TrainConfig(arch=USER_ARCH, dataset=args.dataset, bits=bits, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, weight_decay=_weight_decay(args),
-                      augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
-                      seed=args.seed, device=args.device)
+    cfg = TrainConfig(arch=USER_ARCH, bits=bits, weight_decay=_weight_decay(args),
+                      qcfs_reg=args.qcfs_reg, **_schedule(args))
     cfg.validate()
     check_writable(args.output)
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
@@ -131,6 +132,13 @@ def _train_and_report(cfg, data, args: argparse.Namespace, model, user: dict,
     return 0
 
 
+def _schedule(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields every kind of training takes straight from the command line."""
+    return {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
+            "lr": args.lr, "augment": args.augment, "erase": args.erase,
+            "bit_l1": args.bit_l1, "seed": args.seed, "device": args.device}
+
+
 def _weight_decay(args: argparse.Namespace) -> float:
     return 5e-4 if args.weight_decay is None else args.weight_decay
 
@@ -159,10 +167,7 @@ def _fixed_point(args: argparse.Namespace) -> int:
                           f"{data.name} has {data.input_shape} (use --image-size)")
     net = convert_source(source)
     model = FixedPointNet(net)
-    cfg = TrainConfig(arch=FIXED_ARCH, dataset=args.dataset, bits=net.bits, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, weight_decay=0.0,
-                      augment=args.augment, bit_l1=args.bit_l1, seed=args.seed,
-                      device=args.device)
+    cfg = TrainConfig(arch=FIXED_ARCH, bits=net.bits, weight_decay=0.0, **_schedule(args))
     cfg.validate()
     check_writable(args.output)
     print(f"model: {source.description} from {args.source}; fixed point: "
@@ -189,13 +194,10 @@ def _main(args: argparse.Namespace) -> int:
         return _fixed_point(args) if args.fixed_point else _fine_tune(args)
     if not args.arch:
         raise BitsnnError("give --arch A (a zoo model) or --from MODEL (your own)")
-    cfg = TrainConfig(arch=args.arch, dataset=args.dataset,
-                      bits=4 if args.bits is None else args.bits, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, weight_decay=_weight_decay(args),
-                      augment=args.augment, bit_l1=args.bit_l1, qcfs_reg=args.qcfs_reg,
-                      seed=args.seed, device=args.device,
+    cfg = TrainConfig(arch=args.arch, bits=4 if args.bits is None else args.bits,
+                      weight_decay=_weight_decay(args), qcfs_reg=args.qcfs_reg,
                       arch_kwargs={"stem": args.stem} if args.stem else {},
-                      init=args.init or "")
+                      init=args.init or "", **_schedule(args))
     cfg.validate()
     check_writable(args.output)
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
