@@ -33,7 +33,8 @@ def load_benchmark_model(name: str, data_root: Path = DATA_ROOT) -> BenchmarkMod
     message) when it has not been trained."""
     path = MODELS / f"{name}.pt"
     if not path.is_file():
-        print(f"skip {name}: {path} not found (train it with benchmarks/train_mnist_cnn.py)")
+        print(f"skip {name}: {path} not found (train it with benchmarks/train_mnist_cnn.py or "
+              "benchmarks/deep_networks.py --train)")
         return None
     ckpt = load_checkpoint(path)
     dataset = ckpt["dataset"]
