@@ -55,8 +55,12 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    cols = min(4, len(names))  # at most four panels a row, so a README can show them
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
         r = results[name]
         if r["if"]:
             ax.plot(list(IF_STEPS), [100 * r["if"][f"T={t}"] for t in IF_STEPS], "o-",
