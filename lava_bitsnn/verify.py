@@ -76,7 +76,7 @@ class LayerReport:
     lava_float_unexplained: int = 0  # must be 0, as for the float reference
 
 
-COUNTS = tuple(f.name for f in fields(LayerReport) if f.type == "int" and f.name != "neurons")
+COUNTS = tuple(f.name for f in fields(LayerReport) if f.name not in ("name", "neurons"))
 """The mismatch counts of a LayerReport: they add up over batches and over layers."""
 
 

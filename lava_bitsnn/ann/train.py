@@ -36,6 +36,8 @@ from lava_bitsnn.errors import BitsnnError
 MODEL_ARCHS = (USER_ARCH, FIXED_ARCH)  # trained from a given model, not built from the zoo
 STEM_ARCHS = ("resnet18", "resnet20", "resnet34", "mobilenetv2")
 FLIP_DATASETS = {"fashion-mnist", "cifar10", "cifar100", "imagefolder"}
+ERASE_AREA = (0.02, 0.4)  # random erasing: fraction of the image a rectangle covers
+ERASE_ASPECT = 0.3  # and its height / width, between this and its inverse
 
 
 @dataclass
@@ -98,11 +100,13 @@ def augment_batch(x: torch.Tensor, flip: bool, gen: torch.Generator) -> torch.Te
 
 def erase_batch(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     """Random erasing (Zhong et al., AAAI 2020): with probability ``p`` per image, one
-    rectangle of 2–40 % of the image's area, aspect ratio 0.3–3.3, is set to 0 in every channel
-    (the dataset mean, as the images are normalised)."""
+    rectangle of ERASE_AREA of the image's area and aspect ERASE_ASPECT..1/ERASE_ASPECT (before
+    its sides are rounded and clipped to the image) is set to 0 in every channel: the mean of
+    the normalisation the images went through."""
     n, _, h, w = x.shape
-    area = torch.empty(n).uniform_(0.02, 0.4, generator=gen) * h * w
-    ratio = torch.exp(torch.empty(n).uniform_(math.log(0.3), -math.log(0.3), generator=gen))
+    area = torch.empty(n).uniform_(*ERASE_AREA, generator=gen) * h * w
+    log_aspect = math.log(ERASE_ASPECT)
+    ratio = torch.exp(torch.empty(n).uniform_(log_aspect, -log_aspect, generator=gen))
     eh = torch.sqrt(area * ratio).round().clamp(1, h).long()
     ew = torch.sqrt(area / ratio).round().clamp(1, w).long()
     top = (torch.rand(n, generator=gen) * (h - eh + 1)).long()

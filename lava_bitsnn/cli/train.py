@@ -14,6 +14,7 @@ from lava_bitsnn.cli.common import run_cli
 
 def parser() -> argparse.ArgumentParser:
     from lava_bitsnn.ann.model_io import add_model_args
+    from lava_bitsnn.ann.train import ERASE_AREA, ERASE_ASPECT
 
     p = argparse.ArgumentParser(prog="bitsnn-train",
                                 description=__doc__.split("``: ")[1].replace("``", ""))
@@ -36,8 +37,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help="default 5e-4")
     p.add_argument("--augment", action="store_true", help="random crop (+ flip where sensible)")
     p.add_argument("--erase", type=float, default=0.0, metavar="P",
-                   help="random erasing: with probability P per image, a random rectangle of "
-                        "2-40%% of its area is set to the dataset mean (default 0: off)")
+                   help=f"random erasing: with probability P per image, a random rectangle of "
+                        f"{100 * ERASE_AREA[0]:g}-{100 * ERASE_AREA[1]:g}%% of its area, aspect "
+                        f"{ERASE_ASPECT:g}-{1 / ERASE_ASPECT:.1f}, is set to the normalisation's "
+                        "mean (default 0: off)")
     p.add_argument("--bit-l1", type=float, default=0.0, help="bit-sparsity l1 coefficient")
     p.add_argument("--qcfs-reg", type=float, default=0.0, help="QCFS regulariser weight")
     p.add_argument("--seed", type=int, default=0)
