@@ -126,6 +126,10 @@ def test_erase_batch_one_rectangle_per_hit_image():
     for h, w in hit:
         assert 0.01 <= h * w / size**2 <= 0.45
         assert 0.25 <= h / w <= 4.0 or size in (h, w)  # a side clipped to the image
+    areas = [h * w / size**2 for h, w in hit]
+    assert min(areas) <= 0.05 and max(areas) >= 0.3  # the whole range is drawn from
+    again = erase_batch(torch.ones(n, 2, size, size), 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(out, again)
     assert not torch.equal(out, erase_batch(torch.ones(n, 2, size, size), 0.5,
                                             torch.Generator().manual_seed(4)))
 
@@ -169,6 +173,10 @@ def _cli(*args, cwd=None):
     (["--arch", "mnist-cnn", "--dataset", "svhn"], "unknown dataset"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "--bits", "0"], "bits must be"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "1.5"], "erase must be"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "-0.1"], "erase must be"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "nan"], "erase must be"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--width", "2"], "--width applies to"),
+    (["--arch", "resnet20", "--dataset", "digits", "--width", "0"], "width must be at least"),
     (["--arch", "mnist-cnn", "--dataset", "mnist", "--data-dir", "/nonexistent"], "does not exist"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "-o", "/nonexistent/dir/m.pt"],
      "does not exist"),
@@ -204,6 +212,23 @@ def test_cli_trains_and_prints_accuracy(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy" in proc.stdout and out.is_file()
     assert load_checkpoint(out)["train_args"]["erase"] == 0.5
+
+
+def test_training_erases_every_batch_with_the_configured_probability(tmp_path, digits,
+                                                                      monkeypatch):
+    import lava_bitsnn.ann.train as train_module
+
+    seen = []
+    real = train_module.erase_batch
+    monkeypatch.setattr(train_module, "erase_batch",
+                        lambda x, p, gen: seen.append(p) or real(x, p, gen))
+    train(TrainConfig(epochs=1, erase=0.25, **FAST), digits, str(tmp_path / "e.pt"),
+          progress=False)
+    assert seen and set(seen) == {0.25}
+    assert len(seen) == -(-len(digits.train.labels) // FAST["batch_size"])
+    seen.clear()
+    train(TrainConfig(epochs=1, **FAST), digits, str(tmp_path / "n.pt"), progress=False)
+    assert not seen  # erase 0: never called
 
 
 def test_torchrun_two_processes_on_digits(tmp_path, digits_checkpoint):

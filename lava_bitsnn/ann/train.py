@@ -30,11 +30,13 @@ from lava_bitsnn.ann.checkpoint import (
 from lava_bitsnn.ann.data import Dataset, normalise
 from lava_bitsnn.ann.qcfs import QCFS, check_bits, qcfs_layers
 from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
+from lava_bitsnn.ann.widen import widen_state_dict
 from lava_bitsnn.ann.zoo import ARCHS, build_model
 from lava_bitsnn.errors import BitsnnError
 
 MODEL_ARCHS = (USER_ARCH, FIXED_ARCH)  # trained from a given model, not built from the zoo
 STEM_ARCHS = ("resnet18", "resnet20", "resnet34", "mobilenetv2")
+WIDTH_ARCHS = ("resnet18", "resnet20", "resnet34")
 FLIP_DATASETS = {"fashion-mnist", "cifar10", "cifar100", "imagefolder"}
 ERASE_AREA = (0.02, 0.4)  # random erasing: fraction of the image a rectangle covers
 ERASE_ASPECT = 0.3  # and its height / width, between this and its inverse
@@ -78,6 +80,11 @@ class TrainConfig:
             raise BitsnnError(f"erase must be a probability in [0, 1], got {self.erase}")
         if "stem" in self.arch_kwargs and self.arch not in STEM_ARCHS:
             raise BitsnnError(f"--stem applies to {', '.join(STEM_ARCHS)}, not {self.arch}")
+        if "width" in self.arch_kwargs:
+            if self.arch not in WIDTH_ARCHS:
+                raise BitsnnError(f"--width applies to {', '.join(WIDTH_ARCHS)}, not {self.arch}")
+            if self.arch_kwargs["width"] < 1:
+                raise BitsnnError(f"width must be at least 1, got {self.arch_kwargs['width']}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise BitsnnError("--device cuda requested but no CUDA device is available")
 
@@ -327,15 +334,27 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
 
 def _load_init(model: nn.Module, cfg: TrainConfig, data: Dataset) -> None:
     """``--init``: every weight, BN statistic and QCFS threshold λ of a checkpoint of the same
-    architecture and data (its bits may differ: λ is the clip value, Δ = λ/K follows K)."""
+    architecture and data (its bits may differ: λ is the clip value, Δ = λ/K follows K). A
+    narrower checkpoint of a ResNet is widened without changing what it computes (``widen``)."""
     state = load_checkpoint(cfg.init)
     if (state["arch"], state["dataset"], list(state["input_shape"])) != (
             cfg.arch, data.name, list(data.input_shape)):
         raise BitsnnError(f"--init checkpoint is {state['arch']}/{state['dataset']}/"
                           f"{state['input_shape']}, not {cfg.arch}/{data.name}/"
                           f"{list(data.input_shape)}")
+    narrow, wide = state["arch_kwargs"].get("width", 1), cfg.arch_kwargs.get("width", 1)
+    weights = state["state_dict"]
+    if wide != narrow:
+        if wide % narrow:
+            raise BitsnnError(f"--width {wide} is not a multiple of the --init checkpoint's "
+                              f"width {narrow}")
+        try:
+            weights = widen_state_dict(weights, model.state_dict(),
+                                       torch.Generator().manual_seed(cfg.seed))
+        except ValueError as exc:
+            raise BitsnnError(f"--init checkpoint {cfg.init}: {exc}") from None
     try:
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(weights)
     except RuntimeError:
         raise BitsnnError(f"--init checkpoint {cfg.init} has other layers than this "
                           f"{cfg.arch} (a different --stem?)") from None

@@ -130,34 +130,38 @@ def _stem(in_channels: int, width: int, bits: int, stem: str) -> list[nn.Module]
 
 
 def _resnet(name: str, widths: list[int], blocks: list[int], in_channels: int, image_size: int,
-            num_classes: int, bits: int, stem: str) -> nn.Sequential:
+            num_classes: int, bits: int, stem: str, width: int) -> nn.Sequential:
+    """``width`` multiplies every stage's channels (a wide ResNet, Zagoruyko & Komodakis 2016)."""
     _check_size(image_size, 8 if stem == "cifar" else 32, name)
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    widths = [c * width for c in widths]
     layers = _stem(in_channels, widths[0], bits, stem)
     cin = widths[0]
-    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+    for stage, (channels, count) in enumerate(zip(widths, blocks, strict=True)):
         for i in range(count):
             stride = 2 if (stage > 0 and i == 0) else 1
-            layers.append(basic_block(cin, width, stride, bits))
-            cin = width
+            layers.append(basic_block(cin, channels, stride, bits))
+            cin = channels
     return nn.Sequential(*layers, *_classifier_head(cin, num_classes))
 
 
 def resnet20(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, bits: int = 4,
-             stem: str = "cifar") -> nn.Sequential:
+             stem: str = "cifar", width: int = 1) -> nn.Sequential:
     return _resnet("resnet20", [16, 32, 64], [3, 3, 3], in_channels, image_size, num_classes,
-                   bits, stem)
+                   bits, stem, width)
 
 
 def resnet18(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, bits: int = 4,
-             stem: str = "cifar") -> nn.Sequential:
+             stem: str = "cifar", width: int = 1) -> nn.Sequential:
     return _resnet("resnet18", [64, 128, 256, 512], [2, 2, 2, 2], in_channels, image_size,
-                   num_classes, bits, stem)
+                   num_classes, bits, stem, width)
 
 
 def resnet34(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, bits: int = 4,
-             stem: str = "cifar") -> nn.Sequential:
+             stem: str = "cifar", width: int = 1) -> nn.Sequential:
     return _resnet("resnet34", [64, 128, 256, 512], [3, 4, 6, 3], in_channels, image_size,
-                   num_classes, bits, stem)
+                   num_classes, bits, stem, width)
 
 
 # (expansion t, channels c, repeats n, first stride s) of MobileNetV2 (Sandler et al. 2018).

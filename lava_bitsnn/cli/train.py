@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
                         "below it (default: native; image folders 32)")
     p.add_argument("--stem", choices=["cifar", "imagenet"],
                    help="ResNet/MobileNetV2 stem (default: the architecture's own)")
+    p.add_argument("--width", type=int, metavar="K",
+                   help="ResNet channel multiplier (default 1); with --init from a narrower "
+                        "checkpoint, its network is widened without changing what it computes")
     p.add_argument("--bits", type=int, help="QCFS activation bits, 1..8 (default 4)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
@@ -49,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights and thresholds of this checkpoint of the same "
                         "architecture and data (its bits may differ: a b=4 model warm-starts "
-                        "b=3 or b=2, or a bit-l1 run)")
+                        "b=3 or b=2, or a bit-l1 run; with --width K a narrower ResNet is "
+                        "widened K-fold first)")
     p.add_argument("--fixed-point", action="store_true",
                    help="with --from: fine-tune the exported fixed-point network itself (BN "
                         "folded, the export's integer grid with straight-through rounding); "
@@ -73,8 +77,9 @@ def _fine_tune(args: argparse.Namespace) -> int:
     from lava_bitsnn.ann.train import TrainConfig, evaluate
     from lava_bitsnn.errors import BitsnnError
 
-    if args.arch or args.init:
-        raise BitsnnError("--from excludes --arch and --init (it starts from the given model)")
+    if args.arch or args.init or args.stem or args.width is not None:
+        raise BitsnnError("--from excludes --arch, --init, --stem and --width (it starts from "
+                          "the given model)")
     bits = 4 if args.bits is None else args.bits
     if args.levels is not None:
         try:
@@ -142,6 +147,11 @@ def _schedule(args: argparse.Namespace) -> dict:
             "bit_l1": args.bit_l1, "seed": args.seed, "device": args.device}
 
 
+def _arch_kwargs(args: argparse.Namespace) -> dict:
+    """The zoo constructor's options given on the command line (absent: its defaults)."""
+    return {k: v for k, v in (("stem", args.stem), ("width", args.width)) if v is not None}
+
+
 def _weight_decay(args: argparse.Namespace) -> float:
     return 5e-4 if args.weight_decay is None else args.weight_decay
 
@@ -156,10 +166,10 @@ def _fixed_point(args: argparse.Namespace) -> int:
     from lava_bitsnn.convert.model import convert_source
     from lava_bitsnn.errors import BitsnnError
 
-    if args.arch or args.resume or args.init or args.stem or args.bits is not None or \
-            args.levels is not None:
+    if args.arch or args.resume or args.init or args.stem or args.width is not None or \
+            args.bits is not None or args.levels is not None:
         raise BitsnnError("--fixed-point keeps the model's architecture and bits: drop --arch, "
-                          "--stem, --resume, --init, --bits and --levels")
+                          "--stem, --width, --resume, --init, --bits and --levels")
     if args.qcfs_reg or args.weight_decay is not None:
         raise BitsnnError("--fixed-point trains the grid's mantissas and biases: --qcfs-reg and "
                           "--weight-decay do not apply")
@@ -199,7 +209,7 @@ def _main(args: argparse.Namespace) -> int:
         raise BitsnnError("give --arch A (a zoo model) or --from MODEL (your own)")
     cfg = TrainConfig(arch=args.arch, bits=4 if args.bits is None else args.bits,
                       weight_decay=_weight_decay(args), qcfs_reg=args.qcfs_reg,
-                      arch_kwargs={"stem": args.stem} if args.stem else {},
+                      arch_kwargs=_arch_kwargs(args),
                       init=args.init or "", **_schedule(args))
     cfg.validate()
     check_writable(args.output)
