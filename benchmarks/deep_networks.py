@@ -83,10 +83,11 @@ def train_one(name: str, results: dict) -> None:
     out = MODELS / f"{name}.pt"
     resume = None
     if out.exists():
-        done = load_checkpoint(out)["epoch"]
+        saved = load_checkpoint(out)
+        done = saved["epoch"]
         if done >= cfg.epochs:
             print(f"{name}: already trained ({done} epochs); its record refreshed")
-            results.setdefault(name, {})["checkpoint"] = training_record(load_checkpoint(out))
+            results.setdefault(name, {})["checkpoint"] = training_record(saved)
             return
         resume, cfg.init = str(out), ""  # the weights come from the checkpoint now
         print(f"{name}: resuming after epoch {done}")

@@ -177,6 +177,7 @@ def _cli(*args, cwd=None):
     (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "nan"], "erase must be"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "--width", "2"], "--width applies to"),
     (["--arch", "resnet20", "--dataset", "digits", "--width", "0"], "width must be at least"),
+    (["--from", "model.pt", "--dataset", "digits", "--width", "2"], "--from excludes"),
     (["--arch", "mnist-cnn", "--dataset", "mnist", "--data-dir", "/nonexistent"], "does not exist"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "-o", "/nonexistent/dir/m.pt"],
      "does not exist"),

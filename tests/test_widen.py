@@ -95,14 +95,39 @@ def test_init_widens_a_checkpoint_and_the_result_trains_and_reloads(tmp_path, di
     assert ckpt["arch_kwargs"]["width"] == 2
     rebuilt = model_from_checkpoint(load_checkpoint(tmp_path / "wide.pt"))
     assert rebuilt[0].out_channels == 32
-    with pytest.raises(BitsnnError, match="not a multiple"):
+    with pytest.raises(BitsnnError, match="has width 2: give --width 2 or a multiple"):
         _load_init(build_model("resnet20", **SMALL, width=3),
                    TrainConfig(epochs=1, init=str(tmp_path / "wide.pt"),
                                arch_kwargs={"width": 3}, **cfg), digits_data)
 
 
+def test_per_channel_thresholds_are_tiled_not_shared():
+    """Only a ``*.weight`` input dimension is split into shares; a channel-wise λ of shape
+    (1, C, 1, 1) is copied."""
+    lam = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)
+    out = widen_state_dict({"act.threshold": lam}, {"act.threshold": torch.ones(1, 4, 1, 1)},
+                           torch.Generator().manual_seed(0))
+    assert out["act.threshold"].flatten().tolist() == [1.0, 2.0, 1.0, 2.0]
+    w = torch.arange(6.0).view(3, 2)
+    split = widen_state_dict({"fc.weight": w}, {"fc.weight": torch.ones(3, 6)},
+                             torch.Generator().manual_seed(0))["fc.weight"]
+    assert torch.allclose(split.view(3, 3, 2).sum(1), w)  # the three shares add up to w
+    assert not torch.allclose(split[:, :2], split[:, 2:4])
+
+
+def test_resume_with_another_width_is_a_clear_error(tmp_path, digits_data):
+    cfg = dict(arch="resnet20", dataset="digits", bits=4, batch_size=64, lr=0.02, seed=0,
+               epochs=2)
+    path = tmp_path / "w2.pt"
+    train(TrainConfig(**{**cfg, "epochs": 1}, arch_kwargs={"width": 2}), digits_data,
+          str(path), progress=False)
+    with pytest.raises(BitsnnError, match="was built with --width 2"):
+        train(TrainConfig(**cfg), digits_data, str(tmp_path / "x.pt"), resume=str(path),
+              progress=False)
+
+
 def test_width_validation():
     with pytest.raises(BitsnnError, match="--width applies to"):
         TrainConfig(arch="vgg11", dataset="digits", arch_kwargs={"width": 2}).validate()
-    with pytest.raises(BitsnnError, match="width must be at least 1"):
-        TrainConfig(arch="resnet20", dataset="digits", arch_kwargs={"width": 0}).validate()
+    with pytest.raises(ValueError, match="width must be at least 1"):
+        build_model("resnet20", **SMALL, width=0)

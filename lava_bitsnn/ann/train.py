@@ -31,12 +31,10 @@ from lava_bitsnn.ann.data import Dataset, normalise
 from lava_bitsnn.ann.qcfs import QCFS, check_bits, qcfs_layers
 from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
 from lava_bitsnn.ann.widen import widen_state_dict
-from lava_bitsnn.ann.zoo import ARCHS, build_model
+from lava_bitsnn.ann.zoo import ARCHS, archs_taking, build_model
 from lava_bitsnn.errors import BitsnnError
 
 MODEL_ARCHS = (USER_ARCH, FIXED_ARCH)  # trained from a given model, not built from the zoo
-STEM_ARCHS = ("resnet18", "resnet20", "resnet34", "mobilenetv2")
-WIDTH_ARCHS = ("resnet18", "resnet20", "resnet34")
 FLIP_DATASETS = {"fashion-mnist", "cifar10", "cifar100", "imagefolder"}
 ERASE_AREA = (0.02, 0.4)  # random erasing: fraction of the image a rectangle covers
 ERASE_ASPECT = 0.3  # and its height / width, between this and its inverse
@@ -78,13 +76,9 @@ class TrainConfig:
                                   f"{'> 0' if name == 'lr' else '>= 0'}, got {value}")
         if not 0.0 <= self.erase <= 1.0:
             raise BitsnnError(f"erase must be a probability in [0, 1], got {self.erase}")
-        if "stem" in self.arch_kwargs and self.arch not in STEM_ARCHS:
-            raise BitsnnError(f"--stem applies to {', '.join(STEM_ARCHS)}, not {self.arch}")
-        if "width" in self.arch_kwargs:
-            if self.arch not in WIDTH_ARCHS:
-                raise BitsnnError(f"--width applies to {', '.join(WIDTH_ARCHS)}, not {self.arch}")
-            if self.arch_kwargs["width"] < 1:
-                raise BitsnnError(f"width must be at least 1, got {self.arch_kwargs['width']}")
+        for option in self.arch_kwargs:
+            if self.arch not in (takers := archs_taking(option)):
+                raise BitsnnError(f"--{option} applies to {', '.join(takers)}, not {self.arch}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise BitsnnError("--device cuda requested but no CUDA device is available")
 
@@ -258,7 +252,11 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             raise BitsnnError(
                 f"--resume checkpoint is {state['arch']}/{state['bits']} bits/{state['dataset']}"
                 f"/{state['input_shape']}, not {cfg.arch}/{cfg.bits} bits/{data.name}/{[c, h, w]}")
-        model.load_state_dict(state["state_dict"])
+        try:
+            model.load_state_dict(state["state_dict"])
+        except RuntimeError:
+            raise BitsnnError(f"--resume checkpoint has other layers than this {cfg.arch}: it "
+                              f"was built with {_options(state['arch_kwargs'])}") from None
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, log = state["epoch"], list(state["log"])
@@ -343,21 +341,28 @@ def _load_init(model: nn.Module, cfg: TrainConfig, data: Dataset) -> None:
                           f"{state['input_shape']}, not {cfg.arch}/{data.name}/"
                           f"{list(data.input_shape)}")
     narrow, wide = state["arch_kwargs"].get("width", 1), cfg.arch_kwargs.get("width", 1)
+    other = f"--init checkpoint {cfg.init} has other layers than this {cfg.arch}: it was " \
+            f"built with {_options(state['arch_kwargs'])}"
     weights = state["state_dict"]
     if wide != narrow:
         if wide % narrow:
-            raise BitsnnError(f"--width {wide} is not a multiple of the --init checkpoint's "
-                              f"width {narrow}")
+            raise BitsnnError(f"--init checkpoint {cfg.init} has width {narrow}: give --width "
+                              f"{narrow} or a multiple of it")
         try:
             weights = widen_state_dict(weights, model.state_dict(),
                                        torch.Generator().manual_seed(cfg.seed))
-        except ValueError as exc:
-            raise BitsnnError(f"--init checkpoint {cfg.init}: {exc}") from None
+        except ValueError:
+            raise BitsnnError(other) from None
     try:
         model.load_state_dict(weights)
     except RuntimeError:
-        raise BitsnnError(f"--init checkpoint {cfg.init} has other layers than this "
-                          f"{cfg.arch} (a different --stem?)") from None
+        raise BitsnnError(other) from None
+
+
+def _options(arch_kwargs: dict[str, Any]) -> str:
+    """A checkpoint's --stem / --width, as the command line would give them."""
+    given = [f"--{k} {arch_kwargs[k]}" for k in ("stem", "width") if k in arch_kwargs]
+    return " ".join(given) or "the architecture's default --stem and --width"
 
 
 def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: dict[str, Any],

@@ -10,6 +10,7 @@ checkpoint stores the architecture name and these arguments so the model can be 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -120,18 +121,19 @@ def vgg16(in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
     return _vgg("vgg16", in_channels, image_size, num_classes, bits)
 
 
-def _stem(in_channels: int, width: int, bits: int, stem: str) -> list[nn.Module]:
+def _stem(in_channels: int, channels: int, bits: int, stem: str) -> list[nn.Module]:
     """CIFAR stem: one 3×3 conv at stride 1. ImageNet stem: 7×7/2 conv then 2×2 avg-pool."""
     if stem == "cifar":
-        return conv_bn_act(in_channels, width, bits)
+        return conv_bn_act(in_channels, channels, bits)
     if stem == "imagenet":
-        return conv_bn_act(in_channels, width, bits, kernel=7, stride=2) + [nn.AvgPool2d(2)]
+        return conv_bn_act(in_channels, channels, bits, kernel=7, stride=2) + [nn.AvgPool2d(2)]
     raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
 
 
 def _resnet(name: str, widths: list[int], blocks: list[int], in_channels: int, image_size: int,
             num_classes: int, bits: int, stem: str, width: int) -> nn.Sequential:
-    """``width`` multiplies every stage's channels (a wide ResNet, Zagoruyko & Komodakis 2016)."""
+    """``width`` multiplies the channels of every stage and of the stem (wide ResNets,
+    Zagoruyko & Komodakis 2016, keep their stem at 16)."""
     _check_size(image_size, 8 if stem == "cifar" else 32, name)
     if width < 1:
         raise ValueError(f"width must be at least 1, got {width}")
@@ -212,6 +214,11 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
     "resnet34": resnet34,
     "mobilenetv2": mobilenetv2,
 }
+
+
+def archs_taking(option: str) -> tuple[str, ...]:
+    """The architectures whose constructor has the keyword ``option`` (``stem``, ``width``)."""
+    return tuple(a for a, f in ARCHS.items() if option in inspect.signature(f).parameters)
 
 
 def build_model(arch: str, **kwargs) -> nn.Module:

@@ -53,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
                    help="start from the weights and thresholds of this checkpoint of the same "
                         "architecture and data (its bits may differ: a b=4 model warm-starts "
                         "b=3 or b=2, or a bit-l1 run; with --width K a narrower ResNet is "
-                        "widened K-fold first)")
+                        "first widened to width K)")
     p.add_argument("--fixed-point", action="store_true",
                    help="with --from: fine-tune the exported fixed-point network itself (BN "
                         "folded, the export's integer grid with straight-through rounding); "
@@ -149,7 +149,8 @@ def _schedule(args: argparse.Namespace) -> dict:
 
 def _arch_kwargs(args: argparse.Namespace) -> dict:
     """The zoo constructor's options given on the command line (absent: its defaults)."""
-    return {k: v for k, v in (("stem", args.stem), ("width", args.width)) if v is not None}
+    given = {"stem": args.stem, "width": None if args.width == 1 else args.width}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _weight_decay(args: argparse.Namespace) -> float:
