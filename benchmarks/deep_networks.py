@@ -154,24 +154,24 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
     bench = load_benchmark_model(name)
     if bench is None:
         return
-    acc = json.loads((RESULTS / "accuracy_vs_t.json").read_text()).get(name)
-    if acc is None or acc.get("if") is None:
-        print(f"skip {name}: run python benchmarks/accuracy_vs_t.py --only {name} "
-              "--if-samples 1000 first (the table needs the IF baseline)")
-        return
     net, x, y = bench.net, bench.data.test.images, bench.data.test.labels
-    model = model_from_checkpoint(bench.checkpoint)
-    norm = bench.checkpoint["normalisation"]
-    n_if = acc["if_samples"]
-    ann_if = evaluate(model, x[:n_if], y[:n_if], norm["mean"], norm["std"])["accuracy"]
-    t_bs = first_reaching(acc["bit_serial_on_if_samples"], ann_if)
-    t_if = first_reaching(acc["if"], ann_if)
     entry = results.setdefault(name, {})
     entry["layers"] = len(net.layers) - 1
     entry["checkpoint"] = training_record(bench.checkpoint)
     if lava_samples:
         entry["lava"] = lava_check(net, x[:lava_samples])
         save_result("deep_networks.json", name, entry)  # a long run: keep what is done
+    acc = json.loads((RESULTS / "accuracy_vs_t.json").read_text()).get(name)
+    if acc is None or acc.get("if") is None:
+        print(f"no neuron table for {name}: run python benchmarks/accuracy_vs_t.py --only "
+              f"{name} --if-samples 1000 first (the table needs the IF baseline)")
+        return
+    model = model_from_checkpoint(bench.checkpoint)
+    norm = bench.checkpoint["normalisation"]
+    n_if = acc["if_samples"]
+    ann_if = evaluate(model, x[:n_if], y[:n_if], norm["mean"], norm["std"])["accuracy"]
+    t_bs = first_reaching(acc["bit_serial_on_if_samples"], ann_if)
+    t_if = first_reaching(acc["if"], ann_if)
     xe, ye = x[:energy_samples], y[:energy_samples]
     entry["neurons"] = {
         "command": f"python benchmarks/deep_networks.py --measure --only {name}",
