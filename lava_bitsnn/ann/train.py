@@ -31,7 +31,7 @@ from lava_bitsnn.ann.data import Dataset, normalise
 from lava_bitsnn.ann.qcfs import QCFS, check_bits, qcfs_layers
 from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
 from lava_bitsnn.ann.widen import widen_state_dict
-from lava_bitsnn.ann.zoo import ARCHS, archs_taking, build_model
+from lava_bitsnn.ann.zoo import ARCH_OPTIONS, ARCHS, archs_taking, build_model
 from lava_bitsnn.errors import BitsnnError
 
 MODEL_ARCHS = (USER_ARCH, FIXED_ARCH)  # trained from a given model, not built from the zoo
@@ -361,7 +361,7 @@ def _load_init(model: nn.Module, cfg: TrainConfig, data: Dataset) -> None:
 
 def _options(arch_kwargs: dict[str, Any]) -> str:
     """A checkpoint's --stem / --width, as the command line would give them."""
-    given = [f"--{k} {arch_kwargs[k]}" for k in ("stem", "width") if k in arch_kwargs]
+    given = [f"--{k} {arch_kwargs[k]}" for k in ARCH_OPTIONS if k in arch_kwargs]
     return " ".join(given) or "the architecture's default --stem and --width"
 
 

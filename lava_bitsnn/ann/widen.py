@@ -26,10 +26,10 @@ def widen_state_dict(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tens
         differ = sorted(set(narrow) ^ set(wide))
         more = ", …" if len(differ) > 4 else ""
         raise ValueError(f"the two networks differ in their layers: {', '.join(differ[:4])}{more}")
-    factors = {n / max(1, o) for key in narrow
-               for o, n in zip(narrow[key].shape, wide[key].shape, strict=False) if n != o}
-    if len(factors) > 1 or any(f != int(f) or f < 1 for f in factors) or any(
-            narrow[key].dim() != wide[key].dim() for key in narrow):
+    same_rank = all(narrow[key].dim() == wide[key].dim() for key in narrow)
+    factors = {n / o for key in narrow if same_rank
+               for o, n in zip(narrow[key].shape, wide[key].shape, strict=True) if n != o}
+    if not same_rank or len(factors) > 1 or any(f != int(f) or f < 1 for f in factors):
         raise ValueError("the wide network must be the narrow one with every grown dimension "
                          "multiplied by one integer factor")
     return {key: _tile(narrow[key], wide[key].shape, key.endswith("weight"), gen)

@@ -216,6 +216,9 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+ARCH_OPTIONS = ("stem", "width")  # constructor keywords the CLI exposes (--stem, --width)
+
+
 def archs_taking(option: str) -> tuple[str, ...]:
     """The architectures whose constructor has the keyword ``option`` (``stem``, ``width``)."""
     return tuple(a for a, f in ARCHS.items() if option in inspect.signature(f).parameters)

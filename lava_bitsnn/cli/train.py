@@ -149,8 +149,10 @@ def _schedule(args: argparse.Namespace) -> dict:
 
 def _arch_kwargs(args: argparse.Namespace) -> dict:
     """The zoo constructor's options given on the command line (absent: its defaults)."""
-    given = {"stem": args.stem, "width": None if args.width == 1 else args.width}
-    return {k: v for k, v in given.items() if v is not None}
+    from lava_bitsnn.ann.zoo import ARCH_OPTIONS
+
+    given = {k: getattr(args, k) for k in ARCH_OPTIONS}
+    return {k: v for k, v in given.items() if v is not None and (k, v) != ("width", 1)}
 
 
 def _weight_decay(args: argparse.Namespace) -> float:
