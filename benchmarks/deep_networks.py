@@ -64,6 +64,10 @@ CONFIGS = {
     "fashion-mnist-resnet20w2-b4": dict(arch="resnet20", arch_kwargs={"width": 2}, bits=4,
                                         epochs=6, lr=0.03, erase=0.5,
                                         init="fashion-mnist-resnet20-b4-erase"),
+    # a second, gentler cycle of the twice-wide network
+    "fashion-mnist-resnet20w2-b4-long": dict(arch="resnet20", arch_kwargs={"width": 2}, bits=4,
+                                             epochs=8, lr=0.015, erase=0.5,
+                                             init="fashion-mnist-resnet20w2-b4"),
 }
 
 
