@@ -26,14 +26,20 @@ def widen_state_dict(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tens
         differ = sorted(set(narrow) ^ set(wide))
         more = ", …" if len(differ) > 4 else ""
         raise ValueError(f"the two networks differ in their layers: {', '.join(differ[:4])}{more}")
-    same_rank = all(narrow[key].dim() == wide[key].dim() for key in narrow)
-    factors = {n / o for key in narrow if same_rank
-               for o, n in zip(narrow[key].shape, wide[key].shape, strict=True) if n != o}
-    if not same_rank or len(factors) > 1 or any(f != int(f) or f < 1 for f in factors):
+    if not _one_widening(narrow, wide):
         raise ValueError("the wide network must be the narrow one with every grown dimension "
                          "multiplied by one integer factor")
     return {key: _tile(narrow[key], wide[key].shape, key.endswith("weight"), gen)
             for key in narrow}
+
+
+def _one_widening(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> bool:
+    """Whether every dimension of ``wide`` is ``narrow``'s, or it times one integer factor."""
+    if any(narrow[key].dim() != wide[key].dim() for key in narrow):
+        return False
+    factors = {n / o for key in narrow
+               for o, n in zip(narrow[key].shape, wide[key].shape, strict=True) if n != o}
+    return len(factors) <= 1 and all(f == int(f) and f >= 1 for f in factors)
 
 
 def _tile(t: torch.Tensor, shape: torch.Size, synapse: bool, gen: torch.Generator

@@ -8,7 +8,7 @@ import os
 import sys
 
 from lava_bitsnn.ann.data import DATASETS, load_dataset
-from lava_bitsnn.ann.zoo import ARCHS
+from lava_bitsnn.ann.zoo import ARCH_OPTIONS, ARCHS
 from lava_bitsnn.cli.common import run_cli
 
 
@@ -149,8 +149,6 @@ def _schedule(args: argparse.Namespace) -> dict:
 
 def _arch_kwargs(args: argparse.Namespace) -> dict:
     """The zoo constructor's options given on the command line (absent: its defaults)."""
-    from lava_bitsnn.ann.zoo import ARCH_OPTIONS
-
     given = {k: getattr(args, k) for k in ARCH_OPTIONS}
     return {k: v for k, v in given.items() if v is not None and (k, v) != ("width", 1)}
 
