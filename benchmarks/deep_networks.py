@@ -68,6 +68,10 @@ CONFIGS = {
     "fashion-mnist-resnet20w2-b4-long": dict(arch="resnet20", arch_kwargs={"width": 2}, bits=4,
                                              epochs=8, lr=0.015, erase=0.5,
                                              init="fashion-mnist-resnet20w2-b4"),
+    # a third, longer and gentler cycle
+    "fashion-mnist-resnet20w2-b4-long2": dict(arch="resnet20", arch_kwargs={"width": 2}, bits=4,
+                                              epochs=10, lr=0.01, erase=0.5,
+                                              init="fashion-mnist-resnet20w2-b4-long"),
 }
 
 
