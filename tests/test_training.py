@@ -6,8 +6,15 @@ import sys
 import pytest
 import torch
 
+import lava_bitsnn.ann.train as train_module
 from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from lava_bitsnn.ann.train import TrainConfig, augment_batch, erase_batch, evaluate, train
+from lava_bitsnn.ann.train import (
+    TrainConfig,
+    augment_batch,
+    erase_batch,
+    evaluate,
+    train,
+)
 from lava_bitsnn.errors import BitsnnError
 
 FAST = dict(arch="mnist-cnn", dataset="digits", bits=4, batch_size=64, lr=0.05, seed=0)
@@ -62,6 +69,25 @@ def test_resume_continues_from_saved_epoch(tmp_path, digits):
     with pytest.raises(BitsnnError, match="--resume checkpoint is"):
         train(TrainConfig(epochs=2, **{**FAST, "bits": 3}), digits, str(tmp_path / "x.pt"),
               resume=str(half), progress=False)
+
+
+def test_resume_gives_the_uninterrupted_run_bit_for_bit(tmp_path, digits, monkeypatch):
+    """Resuming from the checkpoint a 2-epoch run wrote after epoch 1 (weights, optimizer and
+    schedule reloaded) must not change a single weight of its result."""
+    after_epoch_1 = tmp_path / "after1.pt"
+
+    def keep_first(ckpt, output):
+        if not after_epoch_1.exists():
+            save_checkpoint(ckpt, after_epoch_1)
+        save_checkpoint(ckpt, output)
+    monkeypatch.setattr(train_module, "save_checkpoint", keep_first)
+    straight = train(TrainConfig(epochs=2, **FAST), digits, str(tmp_path / "s.pt"),
+                     progress=False)
+    assert load_checkpoint(after_epoch_1)["epoch"] == 1
+    resumed = train(TrainConfig(epochs=2, **FAST), digits, str(tmp_path / "r.pt"),
+                    resume=str(after_epoch_1), progress=False)
+    for k, v in straight["state_dict"].items():
+        assert torch.equal(v, resumed["state_dict"][k]), k
 
 
 def test_init_warm_starts_other_bits_from_a_checkpoint(trained, tmp_path, digits):
