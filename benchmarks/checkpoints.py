@@ -4,6 +4,7 @@ deep_networks.py."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from lava_bitsnn.core.ir import Network
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MODELS = ROOT / "runs" / "benchmarks"
+SHIPPED = ROOT / "benchmarks" / "deep"  # checkpoints committed with the repository
 DATA_ROOT = ROOT.parent / "shared" / "datasets"
 
 
@@ -28,10 +30,20 @@ class BenchmarkModel:
     data: Dataset
 
 
+def model_path(name: str) -> Path:
+    """``runs/benchmarks/NAME.pt``; in a fresh clone the committed copy in ``benchmarks/deep/``,
+    where there is one, is copied there first, so runs that start from it need not retrain it."""
+    path, shipped = MODELS / f"{name}.pt", SHIPPED / f"{name}.pt"
+    if not path.exists() and shipped.exists():
+        MODELS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shipped, path)
+    return path
+
+
 def load_benchmark_model(name: str, data_root: Path = DATA_ROOT) -> BenchmarkModel | None:
     """The checkpoint ``runs/benchmarks/NAME.pt`` converted, with its dataset; ``None`` (and a
     message) when it has not been trained."""
-    path = MODELS / f"{name}.pt"
+    path = model_path(name)
     if not path.is_file():
         print(f"skip {name}: {path} not found (train it with benchmarks/train_mnist_cnn.py or "
               "benchmarks/deep_networks.py --train)")

@@ -31,6 +31,7 @@ from checkpoints import (
     MODELS,
     RESULTS,
     load_benchmark_model,
+    model_path,
     previous_results,
     save_result,
 )
@@ -83,12 +84,12 @@ def train_config(name: str) -> TrainConfig:
     spec = {"lr": 0.1, **CONFIGS[name]}
     init = spec.pop("init", None)
     return TrainConfig(dataset="fashion-mnist", batch_size=128, seed=0, augment=True,
-                       init=str(MODELS / f"{init}.pt") if init else "", **spec)
+                       init=str(model_path(init)) if init else "", **spec)
 
 
 def train_one(name: str, results: dict) -> None:
     cfg = train_config(name)
-    out = MODELS / f"{name}.pt"
+    out = model_path(name)
     resume = None
     if out.exists():
         saved = load_checkpoint(out)
@@ -199,7 +200,7 @@ def fixed_point(name: str, lr: float, verify_samples: int) -> dict | None:
     from lava_bitsnn.cli import export, verify
     from lava_bitsnn.cli import train as train_cli
 
-    source = MODELS / f"{name}.pt"
+    source = model_path(name)
     if not source.exists():
         print(f"skip {name}: train it first (--train)")
         return None
