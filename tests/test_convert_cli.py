@@ -187,3 +187,6 @@ def test_run_and_verify_bad_input(digits_checkpoint, digits_net, tmp_path):
     save_checkpoint(ckpt, other)
     one_line_error(cli("verify", str(other), str(net), "--dataset", "digits"),
                     "was not exported from")
+    for size in ("0", "-5"):
+        one_line_error(cli("verify", str(digits_checkpoint), str(net), "--dataset", "digits",
+                           "--batch-size", size), "--batch-size must be at least 1")

@@ -205,6 +205,8 @@ def _cli(*args, cwd=None):
     (["--arch", "resnet20", "--dataset", "digits", "--width", "0"], "width must be at least"),
     (["--from", "model.pt", "--dataset", "digits", "--width", "2"], "--from excludes"),
     (["--arch", "mnist-cnn", "--dataset", "mnist", "--data-dir", "/nonexistent"], "does not exist"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--device", "foo"], "unknown device"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--device", "meta"], "is not supported"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "-o", "/nonexistent/dir/m.pt"],
      "does not exist"),
 ])

@@ -79,7 +79,13 @@ class TrainConfig:
         for option in self.arch_kwargs:
             if self.arch not in (takers := archs_taking(option)):
                 raise BitsnnError(f"--{option} applies to {', '.join(takers)}, not {self.arch}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
+        try:
+            kind = torch.device(self.device).type
+        except RuntimeError:
+            raise BitsnnError(f"unknown device {self.device!r}: use cpu, cuda or cuda:N") from None
+        if kind not in ("cpu", "cuda"):
+            raise BitsnnError(f"device {self.device!r} is not supported: use cpu, cuda or cuda:N")
+        if kind == "cuda" and not torch.cuda.is_available():
             raise BitsnnError("--device cuda requested but no CUDA device is available")
 
 

@@ -105,12 +105,15 @@ def check_saturation(counts, args) -> None:
             "(is the file tampered or foreign?); --allow-saturation reports them anyway")
 
 
-def batch_size(args) -> int:
-    """``--batch-size``, or the engine's default (reference 256, Lava 16)."""
-    batch = args.batch_size or (16 if args.engine == "lava" else 256)
+def checked_batch_size(batch: int) -> int:
     if batch < 1:
         raise BitsnnError("--batch-size must be at least 1")
     return batch
+
+
+def batch_size(args) -> int:
+    """``--batch-size``, or the engine's default (reference 256, Lava 16)."""
+    return checked_batch_size(args.batch_size or (16 if args.engine == "lava" else 256))
 
 
 def _simulate(net, args, images, progress: bool):

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lava_bitsnn.cli.common import add_data_args, batches, run_cli, test_split, write_json
+from lava_bitsnn.cli.common import (
+    add_data_args,
+    batches,
+    checked_batch_size,
+    run_cli,
+    test_split,
+    write_json,
+)
 
 
 def table(report) -> str:
@@ -53,6 +60,7 @@ def _main(args: argparse.Namespace) -> int:
     from lava_bitsnn.netx import read_network
     from lava_bitsnn.verify import EDGE_TOL, VerifyReport, verify_batch, verify_lava
 
+    checked_batch_size(args.batch_size)
     if args.json:
         check_writable(args.json)
     source = load_source(args.checkpoint, args, dataset_loader(args))
