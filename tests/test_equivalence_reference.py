@@ -94,7 +94,12 @@ def test_if_baseline_improves_with_time_steps(digits_net, digits_data):
     for t in (1, 4, 32):
         result = ReferenceEngine(digits_net, "float", neuron="if", time_steps=t).run_batch(x)
         acc[t] = float((result.predictions == y).mean())
-    assert acc[1] < acc[4] < acc[32] or acc[1] < acc[32] >= 0.9
+    # measured on this net: 14.2%, 98.6%, 98.9%; the rate code needs steps to carry the values,
+    # and by T = 32 it reaches the quantised ANN's accuracy (the bit-serial SNN's, 98.6%)
+    exact = ReferenceEngine(digits_net, "fixed").run_batch(x)
+    assert acc[4] > acc[1] + 0.3
+    assert acc[32] >= acc[4] - 0.01
+    assert abs(acc[32] - float((exact.predictions == y).mean())) < 0.02
     fixed = ReferenceEngine(digits_net, "fixed", neuron="if", time_steps=32).run_batch(x)
     assert abs(float((fixed.predictions == y).mean()) - acc[32]) < 0.03
 

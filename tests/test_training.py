@@ -127,6 +127,28 @@ def test_augment_batch_shapes_and_content():
         assert set(out[n].flatten().tolist()) <= set(x[n].flatten().tolist()) | {0.0}
 
 
+def test_augment_batch_crops_every_offset_and_flips_about_half():
+    """Each output is the padded image cut at some offset (dy, dx) in 0..2·pad, flipped or not;
+    over many images every offset and both orientations occur."""
+    n, size, pad = 400, 8, 1
+    x = torch.arange(size * size, dtype=torch.float32).add(1).view(1, 1, size, size)
+    out = augment_batch(x.repeat(n, 1, 1, 1), flip=True, gen=torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x[0, 0], (pad, pad, pad, pad))
+    seen = set()
+    for image in out[:, 0]:
+        match = [(dy, dx, f) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                 for f in (False, True)
+                 if torch.equal(image, (lambda c: c.flip(1) if f else c)(
+                     padded[dy:dy + size, dx:dx + size]))]
+        assert len(match) == 1, "not a crop of the padded image"
+        seen.add(match[0])
+    assert seen == {(dy, dx, f) for dy in range(3) for dx in range(3) for f in (False, True)}
+    unflipped_share = sum(1 for image in out[:, 0]
+                          if any(torch.equal(image, padded[dy:dy + size, dx:dx + size])
+                                 for dy in range(3) for dx in range(3))) / n
+    assert 0.4 < unflipped_share < 0.6
+
+
 def _zero_box(image: torch.Tensor) -> tuple[int, int] | None:
     """(height, width) of the zeros of a 2-D image of ones if they form one filled
     axis-aligned rectangle; None when nothing is zero. Fails on any other shape."""

@@ -106,10 +106,6 @@ class QCFS(nn.Module):
             name = "threshold"
         return super().__getattr__(name)
 
-    @property
-    def channelwise(self) -> bool:
-        return self.threshold.numel() > 1
-
     def step(self) -> torch.Tensor:
         """Quantisation step ``Δ = λ / K``."""
         return self.threshold / self.max_code

@@ -17,4 +17,3 @@ FILE_ATTRS = ("format", "format_version", "bits", "time_steps", "encoding", "cla
 SYNAPSE_KEYS = ("type", "weight", "weight_exp", "source")
 CONV_KEYS = ("stride", "padding", "dilation", "groups")
 NEURON_KEYS = ("type", "bits", "step", "threshold_unit", "acc_bound")
-FLOAT_KEYS = ("weight_float", "bias_float")  # absent where the file attribute float_weights is 0
