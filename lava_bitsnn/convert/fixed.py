@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from lava_bitsnn.core.dynamics import bias_grid
+from lava_bitsnn.core.dynamics import bias_grid, top_threshold
 from lava_bitsnn.core.ir import (
     ACC_MAX,
     ACCUMULATOR_BITS,
@@ -71,7 +71,7 @@ def accumulator_bound(net: Network, layer: Layer) -> int:
 def layer_bound(net: Network, layer: Layer) -> int:
     """The layer's ``acc_bound``: the worst-case accumulator, and the top threshold ``K·D``
     that the fire chain compares with."""
-    top = layer.threshold_unit * layer.max_code if layer.kind == "neuron" else 0
+    top = top_threshold(layer.threshold_unit, layer.max_code) if layer.kind == "neuron" else 0
     return max(accumulator_bound(net, layer), top)
 
 

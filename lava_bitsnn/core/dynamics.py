@@ -82,6 +82,12 @@ def fire(u: np.ndarray, t: int, unit: float, bits: int) -> tuple[np.ndarray, np.
     return s, u - s * theta
 
 
+def top_threshold(unit: float, max_code: int) -> float:
+    """``θ = K·D`` (float: ``K·Δ``): the IF neuron's threshold, one spike's worth of the code
+    range, and the largest value the bit-serial fire chain compares with."""
+    return unit * max_code
+
+
 def if_initial(shape: tuple[int, ...], theta: float, integer: bool) -> np.ndarray:
     """The IF membrane at the start of a window: ``θ/2`` (fixed point: ``⌊θ/2⌋``)."""
     return np.full(shape, theta // 2 if integer else theta / 2,

@@ -136,8 +136,8 @@ class BitSerialNetwork(AbstractProcess):
                                      shifted=self.neuron == "bit-serial", **common)
         if self.neuron == "if":
             return IFNeuron(bias=dyn.if_bias(bias, unit, self.integer),
-                            threshold=unit * layer.max_code, steps=timing.acc_steps,
-                            record=record, **common)
+                            threshold=dyn.top_threshold(unit, layer.max_code),
+                            steps=timing.acc_steps, record=record, **common)
         return BitSerialNeuron(bias=bias, unit=unit, bits=layer.bits, max_code=layer.max_code,
                                shift_bits=timing.shift_bits, acc_steps=timing.acc_steps,
                                fire_steps=timing.send_steps, record=record, **common)

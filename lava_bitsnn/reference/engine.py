@@ -270,7 +270,7 @@ class ReferenceEngine:
                 return BatchResult(by_step[-1], codes, spikes_out, counts,
                                    np.stack(by_step, axis=1))
             unit = self._unit(layer)
-            theta = unit * layer.max_code
+            theta = dyn.top_threshold(unit, layer.max_code)
             step_bias = dyn.if_bias(bias, unit, integer)
             v = dyn.if_initial((n, *layer.shape), theta, integer).astype(np.float64)
             out = []
