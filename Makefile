@@ -4,6 +4,7 @@ PYTHON310 ?= env PYENV_VERSION=3.10.13 python3.10
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NB_STAMP := $(VENV)/.installed-neurobench
 RUNS := runs
 
 .PHONY: demo test lint venv clean
@@ -16,6 +17,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# the tests also cross-check our NeuroBench metrics against NeuroBench itself (optional extra)
+$(NB_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,neurobench]'
+	@touch $(NB_STAMP)
 
 demo: $(STAMP)
 	@mkdir -p $(RUNS)
@@ -30,9 +36,9 @@ demo: $(STAMP)
 	@echo "artifacts: $(RUNS)/digits-mnist-cnn.pt (ANN), $(RUNS)/digits-mnist-cnn.net (netx)," \
 		"$(RUNS)/verify.json, $(RUNS)/lava-run.json, $(RUNS)/energy.{json,csv,png}"
 
-test: $(STAMP)
+test: $(NB_STAMP)
 	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks export
-	$(PY) -m pytest -q
+	BITSNN_REQUIRE_NEUROBENCH=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lava_bitsnn tests benchmarks export
