@@ -146,7 +146,8 @@ def neuron_row(net, images, labels, neuron: str, steps: int) -> dict:
     engine = ReferenceEngine(net, precision, neuron, steps)
     t0 = time.perf_counter()
     preds, counts = engine.evaluate(images, batch_size=16)
-    totals = {p: energy_report(counts, PRESETS[p], {}, net, {})["totals"] for p in PRESET_NAMES}
+    totals = {p: energy_report(counts, PRESETS[p], {}, net, {}, neuron)["totals"]
+              for p in PRESET_NAMES}
     sched = build_schedule(net, neuron, steps)
     return {"time_steps": steps, "latency_steps": sched.latency,
             "streaming_steps_per_sample": sched.period,

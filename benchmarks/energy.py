@@ -42,7 +42,8 @@ def measure(name: str, data_root: Path, samples: int | None) -> dict | None:
     seconds = time.perf_counter() - t0
     hidden = [c for c in counts[1:] if c.fire_steps]
     neurobench = neurobench_metrics(net, counts, *input_events(engine, x), True)
-    reports = {p: energy_report(counts, PRESETS[p], {"model": name}, net, neurobench)
+    reports = {p: energy_report(counts, PRESETS[p], {"model": name}, net, neurobench,
+                                  "bit-serial")
                for p in PRESETS}
     plot_report(reports["cmos45nm"], str(RESULTS / f"energy_{name}.png"))
     return {

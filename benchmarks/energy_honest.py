@@ -69,11 +69,11 @@ def run(net, images, labels, precision: str, neuron: str, steps: int | None,
     t0 = time.perf_counter()
     preds, counts = engine.evaluate(images, batch_size=batch_size)
     neurobench = neurobench_metrics(net, counts, *input_events(engine, images),
-                                    precision == "fixed")
-    reports = {p: energy_report(counts, PRESETS[p], {}, net, neurobench)["totals"]
+                                    precision == "fixed", neuron)
+    reports = {p: energy_report(counts, PRESETS[p], {}, net, neurobench, neuron)["totals"]
                for p in PRESET_NAMES}
     idle = {p: energy_report(without_hidden_spikes(net, counts), PRESETS[p], {}, net,
-                             neurobench)["totals"]["snn_pj"] for p in PRESET_NAMES}
+                             neurobench, neuron)["totals"]["snn_pj"] for p in PRESET_NAMES}
     rate = hidden_spike_rate(counts)
     return {"time_steps": engine.time_steps, "accuracy": float((preds == labels).mean()),
             "spike_rate": rate, "seconds": time.perf_counter() - t0, "neurobench": neurobench,

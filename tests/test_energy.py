@@ -13,7 +13,7 @@ import pytest
 from lava_bitsnn.core.counts import NEURON_OPS
 from lava_bitsnn.core.ir import Layer, Network, Synapse
 from lava_bitsnn.energy import PRESETS, energy_report, load_preset, validate_report
-from lava_bitsnn.energy.memory import word_pj
+from lava_bitsnn.energy.memory import layer_arrays, word_pj
 from lava_bitsnn.energy.neurobench import (
     evaluate_with_events,
     footprint,
@@ -129,7 +129,8 @@ def _report(net: Network, images: np.ndarray, preset: str) -> tuple[list, dict]:
     counts = engine.evaluate(images)[1]
     events, graded = input_events(engine, images)
     return counts, energy_report(counts, PRESETS[preset], {}, net,
-                                 neurobench_metrics(net, counts, events, graded, True))
+                                 neurobench_metrics(net, counts, events, graded, True),
+                                 "bit-serial")
 
 
 # Hand computation under cmos45nm-mem (64-bit words; 8 KB level: 10 pJ per word; every array
@@ -188,7 +189,7 @@ def test_memory_access_counts_strided():
     conv, out = report["layers"]
     got = {m: {k: (v["accesses"], v["bits"], v["bytes"]) for k, v in streams.items()}
            for m, streams in conv["memory"].items()}
-    assert got["snn"] == {"weights": (24, 8, 18), "membrane": (148, 24, 24),
+    assert got["snn"] == {"weights": (24, 8, 18), "membrane": (148, 24, 48),
                           "spikes_in": (9, 32, 64), "spikes_out": (4, 32, 32),
                           "pixels": (0, 8, 16)}
     assert got["ann"] == {"weights": (50, 32, 72), "inputs": (50, 32, 64),
@@ -197,6 +198,9 @@ def test_memory_access_counts_strided():
                              "outputs": (8, 2, 2)}
     assert out["memory"]["qann_b"]["inputs"]["bits"] == 2 and out["qann_b_bits"] == 2
     assert out["memory"]["ann"]["outputs"]["bits"] == 32  # logits
+    # the membrane array: 8 hidden neurons × 2 (u_acc, u_fire) × 3 B for bit-serial, × 1 for IF
+    assert [a.membranes for a in layer_arrays(make(), "bit-serial")] == [16, 3]
+    assert [a.membranes for a in layer_arrays(make(), "if")] == [8, 3]
 
 
 def test_memory_levels_by_size():

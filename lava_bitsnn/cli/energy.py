@@ -59,7 +59,7 @@ def _main(args: argparse.Namespace) -> int:
         "neuron": args.neuron, "time_steps": steps, "encoding": net.encoding,
         "dataset": args.dataset, "accuracy": accuracy}, net,
         neurobench_metrics(net, counts, events, graded, args.precision == "fixed",
-                           args.neuron))
+                           args.neuron), args.neuron)
     outputs = render_outputs(report, args)  # everything rendered before anything is written
     print(format_table(report))
     print(spike_rate_listing(report))

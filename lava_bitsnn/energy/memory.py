@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lava_bitsnn.core.counts import LayerCounts
 from lava_bitsnn.core.fanout import fan_out
-from lava_bitsnn.core.ir import INPUT_BITS, Network
+from lava_bitsnn.core.ir import INPUT_BITS, Layer, Network
 from lava_bitsnn.energy.presets import LEVELS
 
 MODELS = ("snn", "ann", "qann", "qann_b")
@@ -33,6 +33,7 @@ class LayerArrays:
     weights: int  # weight elements of its synapses
     inputs: int  # values of its source layers
     neurons: int
+    membranes: int  # membrane values the SNN keeps for it (``membranes``)
     source_bits: float  # the b-bit QANN's input width: 8 (pixels) or the source layer's b;
     # with sources of different bits (residual), the mean over its MACs (each synapse's
     # connections at its own source's bits)
@@ -49,8 +50,16 @@ class Stream:
     array_bytes: float
 
 
-def layer_arrays(net: Network) -> list[LayerArrays]:
-    """One entry per layer after the input."""
+def membranes(layer: Layer, neuron: str) -> int:
+    """Membranes a layer keeps: two per hidden bit-serial neuron (double-buffered: ``u_acc``
+    accumulates the next sample while ``u_fire`` fires this one), one per IF neuron and per
+    output accumulator."""
+    per_neuron = 2 if neuron == "bit-serial" and layer.kind == "neuron" else 1
+    return layer.size * per_neuron
+
+
+def layer_arrays(net: Network, neuron: str) -> list[LayerArrays]:
+    """One entry per layer after the input, for an SNN of ``neuron``s."""
     rows = []
     for layer in net.layers[1:]:
         sources = [net.layers[s.source] for s in layer.synapses]
@@ -64,6 +73,7 @@ def layer_arrays(net: Network) -> list[LayerArrays]:
         rows.append(LayerArrays(
             weights=sum(int(s.weight_int.size) for s in layer.synapses),
             inputs=sum(src.size for src in sources), neurons=layer.size,
+            membranes=membranes(layer, neuron),
             source_bits=source_bits, bits=layer.bits,
             input_bytes_b=sum(src.size * w for src, w in zip(sources, widths, strict=True)) / 8))
     return rows
@@ -78,7 +88,8 @@ def snn_streams(c: LayerCounts, a: LayerArrays, mem: dict[str, float]) -> dict[s
     n = c.samples
     return {
         "weights": _stream((c.synops + c.input_macs) / n, mem["snn_weight_bits"], a.weights),
-        "membrane": _stream((c.mem_reads + c.mem_writes) / n, mem["membrane_bits"], a.neurons),
+        "membrane": _stream((c.mem_reads + c.mem_writes) / n, mem["membrane_bits"],
+                            a.membranes),
         "spikes_in": _stream(c.spikes_in / n, mem["spike_bits"], a.inputs),
         "spikes_out": _stream(c.spikes_out / n, mem["spike_bits"], a.neurons),
         "pixels": _stream(c.input_macs / n, INPUT_BITS, a.inputs),

@@ -25,20 +25,14 @@ import numpy as np
 
 from lava_bitsnn.core.counts import LayerCounts
 from lava_bitsnn.core.fanout import fan_out
-from lava_bitsnn.core.ir import INPUT_BITS, Layer, Network, Synapse
+from lava_bitsnn.core.ir import INPUT_BITS, Network, Synapse
+from lava_bitsnn.energy.memory import membranes
 
 WEIGHT_BYTES, BIAS_BYTES, STATE_BYTES = 1, 4, 4
 
 
 def _weights(syn: Synapse, integer: bool) -> np.ndarray:
     return syn.weight_int if integer and syn.weight_int is not None else syn.weight
-
-
-def membranes(layer: Layer, neuron: str) -> int:
-    """Membranes a layer keeps: two per hidden bit-serial neuron (double-buffered: ``u_acc``
-    and ``u_fire``), one per IF neuron and per output accumulator."""
-    per_neuron = 2 if neuron == "bit-serial" and layer.kind == "neuron" else 1
-    return layer.size * per_neuron
 
 
 def footprint(net: Network, neuron: str = "bit-serial") -> int:

@@ -68,11 +68,12 @@ def layer_energy(c: LayerCounts, a: LayerArrays, preset: Preset) -> dict:
 
 
 def energy_report(counts: list[LayerCounts], preset: Preset, meta: dict, net: Network,
-                  neurobench: dict) -> dict:
-    """The report of a run's per-layer counts (the input layer, index 0, has none);
+                  neurobench: dict, neuron: str) -> dict:
+    """The report of a run's per-layer counts (the input layer, index 0, has none) of an SNN of
+    ``neuron``s (``bit-serial`` or ``if``: its membranes are sized by it);
     ``neurobench``: lava_bitsnn.energy.neurobench.neurobench_metrics of the same run."""
     layers = [layer_energy(c, a, preset)
-              for c, a in zip(counts[1:], layer_arrays(net), strict=True)]
+              for c, a in zip(counts[1:], layer_arrays(net, neuron), strict=True)]
     totals = {key: sum(row[key] for row in layers) for key in MODEL_KEYS}
     for row in layers:
         row["share"] = row["snn_pj"] / totals["snn_pj"] if totals["snn_pj"] else 0.0
