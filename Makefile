@@ -20,7 +20,7 @@ venv: $(STAMP)
 
 # the tests also cross-check our NeuroBench metrics against NeuroBench itself (optional extra)
 $(NB_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[dev,neurobench]'
+	$(PY) -m pip install -q -e '.[neurobench]'
 	@touch $(NB_STAMP)
 
 demo: $(STAMP)
