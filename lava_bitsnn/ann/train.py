@@ -52,6 +52,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     augment: bool = False
     erase: float = 0.0  # random-erasing probability per image
+    bf16: bool = False  # mixed precision (bfloat16 autocast, channels-last): see train()
     bit_l1: float = 0.0
     qcfs_reg: float = 0.0
     seed: int = 0
@@ -207,7 +208,13 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     zoo one (``bitsnn-train --from``); ``user`` then holds ``normalisation`` (the model's
     own), ``imports`` and ``source``, stored in the checkpoint with the module itself. With
     ``cfg.arch == "fixed-point"`` the model is a ``FixedPointNet`` (``--fixed-point``), kept
-    on its grid's 24-bit bound after every step."""
+    on its grid's 24-bit bound after every step.
+
+    ``cfg.bf16`` runs the forward and backward passes under bfloat16 autocast with
+    channels-last tensors; weights, optimiser state and the per-epoch test evaluation stay
+    float32. On a CPU with AMX (Sapphire Rapids) a training step of resnet20 is about 1.8×
+    faster (``benchmarks/train_precision.py``); it changes the float sums, so a run is
+    reproducible only against another bf16 run."""
     cfg.validate()
     if (model is None) != (cfg.arch not in MODEL_ARCHS):
         raise BitsnnError(f"a given model needs arch {' or '.join(MODEL_ARCHS)}, and those "
@@ -243,6 +250,8 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
         mean, std = data.normalisation()
         if cfg.init:
             _load_init(model, cfg, data)
+    if cfg.bf16:
+        model.to(memory_format=torch.channels_last)
 
     steps_per_epoch = math.ceil(len(data.train.labels) / world / cfg.batch_size)
     opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -294,7 +303,7 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             x, y = x.to(device), y.to(device)
             if tap:
                 tap.clear()
-            out = net(x)
+            out = training_forward(net, x, cfg.bf16)
             loss = F.cross_entropy(out, y)
             if cfg.bit_l1:
                 loss = loss + cfg.bit_l1 * bit_l1([(m, a) for m, _, a in tap.records])
@@ -371,6 +380,15 @@ def _options(arch_kwargs: dict[str, Any]) -> str:
     return " ".join(given) or "the architecture's default --stem and --width"
 
 
+def training_forward(net: nn.Module, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """The float32 logits of a training step; with ``bf16`` computed under bfloat16 autocast
+    on channels-last input (the model made channels-last once, before training)."""
+    if not bf16:
+        return net(x)
+    with torch.autocast(x.device.type, torch.bfloat16):
+        return net(x.to(memory_format=torch.channels_last)).float()
+
+
 def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: dict[str, Any],
                 norm: tuple[list[float], list[float]], log: list[dict[str, float]], epoch: int,
                 opt: torch.optim.Optimizer, sched: Any, user: dict[str, Any] | None = None
@@ -387,7 +405,7 @@ def _checkpoint(cfg: TrainConfig, model: nn.Module, data: Dataset, arch_kwargs: 
                                              dtype=torch.uint8),
                  "source": (user or {}).get("source", {})}
     return {**extra,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "arch": cfg.arch,
         "arch_kwargs": arch_kwargs,
         "bits": cfg.bits,
