@@ -59,6 +59,30 @@ def test_fused_path_refuses_networks_that_may_clip(digits_net):
         ReferenceEngine(net, "fixed", fused=True)
 
 
+def test_fused_path_runs_a_grid_bias_at_the_24_bit_edge(digits_net, digits_data):
+    """A bias on its layer's grid (as ``bitsnn-export`` writes them) that brings the bound to
+    within one grid step of 2^23 − 1 cannot clip: the fused path takes it, equal to the
+    step-wise loops."""
+    import copy
+
+    from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
+    from lava_bitsnn.core.dynamics import ACC_MAX
+
+    net = copy.deepcopy(digits_net)
+    steps = ReferenceEngine(net, "fixed").schedule.layers[2].acc_steps
+    layer = net.layers[2]
+    positive, _ = signed_bounds(net, layer)
+    c = int(positive.argmax())
+    layer.bias_int = layer.bias_int.copy()
+    layer.bias_int[c] = (ACC_MAX - positive[c]) // steps * steps
+    assert ACC_MAX - steps < accumulator_bound(net, layer) <= ACC_MAX
+    fused = ReferenceEngine(net, "fixed")
+    assert fused.fused
+    x = digits_data.test.images[:20]
+    _assert_same_run(fused.run_batch(x, record=True),
+                     ReferenceEngine(net, "fixed", fused=False).run_batch(x, record=True))
+
+
 def test_graded_input_equals_bit_serial_in_fixed_point(digits_net, digits_data):
     """The same integer network, its input sent as 8 bit-planes or as graded pixels in one
     step, gives the same codes and logits: the left shift weighs each input bit exactly."""

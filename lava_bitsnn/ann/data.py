@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_bitsnn.core.ir import PIXEL_MAX
 from lava_bitsnn.errors import BitsnnError
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder")
@@ -45,7 +46,7 @@ class Dataset:
 
     def normalisation(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images scaled to [0, 1]."""
-        x = self.train.images.astype(np.float64) / 255.0
+        x = self.train.images.astype(np.float64) / PIXEL_MAX
         mean = x.mean(axis=(0, 2, 3))
         std = x.std(axis=(0, 2, 3))
         return [float(m) for m in mean], [float(max(s, 1e-6)) for s in std]
@@ -56,7 +57,7 @@ def _digits() -> Dataset:
 
     bunch = load_digits()
     # 0..16 intensities → 8-bit pixels.
-    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    images = np.round(bunch.images * (PIXEL_MAX / 16.0)).astype(np.uint8)[:, None]
     labels = bunch.target.astype(np.int64)
     order = np.random.default_rng(0).permutation(len(labels))
     cut = int(round(0.8 * len(labels)))
@@ -226,7 +227,7 @@ def normalise(images: np.ndarray, mean: list[float], std: list[float], dtype=Non
     # Keep the float64 step: the values are the same either way, but dropping it changes the
     # allocator's layout and with it the digits training run (netx_models/ is rebuilt bit for
     # bit, tests/test_recipes.py).
-    x = torch.from_numpy(np.asarray(images, dtype=np.float64)).to(dtype).div_(255.0)
+    x = torch.from_numpy(np.asarray(images, dtype=np.float64)).to(dtype).div_(PIXEL_MAX)
     m = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
     return (x - m) / s

@@ -54,7 +54,7 @@ def test_split(net, dataset: str, data_dir: str | None, samples: int | None):
     return data.test.images[:n], data.test.labels[:n]
 
 
-def batches(n: int, size: int):
+def batch_ranges(n: int, size: int) -> list[tuple[int, int]]:
     """(start, stop) pairs covering ``range(n)``."""
     return [(i, min(n, i + size)) for i in range(0, n, size)]
 

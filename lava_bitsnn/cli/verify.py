@@ -8,7 +8,7 @@ import sys
 
 from lava_bitsnn.cli.common import (
     add_data_args,
-    batches,
+    batch_ranges,
     checked_batch_size,
     run_cli,
     test_split,
@@ -76,7 +76,7 @@ def _main(args: argparse.Namespace) -> int:
     model = source.model
     images, labels = test_split(net, args.dataset, args.data_dir, args.samples)
     report = VerifyReport(0)
-    for start, stop in tqdm(batches(len(labels), args.batch_size), leave=False, unit="batch"):
+    for start, stop in tqdm(batch_ranges(len(labels), args.batch_size), leave=False, unit="batch"):
         report.merge(verify_batch(model, net, images[start:stop], labels[start:stop]))
     if args.lava_samples > 0:
         report.merge(verify_lava(model, net, images[:args.lava_samples]))

@@ -22,6 +22,7 @@ from lava_bitsnn.core.ir import (
     ACCUMULATOR_BITS,
     MANTISSA_MAX,
     MANTISSA_MIN,
+    PIXEL_MAX,
     Layer,
     Network,
 )
@@ -41,7 +42,7 @@ def quantise_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _max_code(net: Network, source: int) -> int:
     src = net.layers[source]
-    return 255 if src.kind == "input" else src.max_code
+    return PIXEL_MAX if src.kind == "input" else src.max_code
 
 
 def signed_bounds(net: Network, layer: Layer) -> tuple[np.ndarray, np.ndarray]:

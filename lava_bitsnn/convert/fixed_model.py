@@ -29,7 +29,7 @@ from lava_bitsnn.ann.qcfs import QCFS, straight_through
 from lava_bitsnn.convert.fixed import float_from_fixed, layer_bound
 from lava_bitsnn.convert.synapse_ops import apply_synapse
 from lava_bitsnn.core.dynamics import bias_grid, qann_code
-from lava_bitsnn.core.ir import ACC_MAX, MANTISSA_MAX, MANTISSA_MIN, Layer, Network
+from lava_bitsnn.core.ir import ACC_MAX, MANTISSA_MAX, MANTISSA_MIN, PIXEL_MAX, Layer, Network
 from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.errors import BitsnnError
 
@@ -113,7 +113,7 @@ class FixedPointNet(nn.Module):
         return weights, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pixels = torch.clamp(torch.round((x * self.std + self.mean) * 255.0), 0, 255)
+        pixels = torch.clamp(torch.round((x * self.std + self.mean) * PIXEL_MAX), 0, PIXEL_MAX)
         values: list[torch.Tensor] = [pixels]
         codes = iter(self.codes)
         for idx, layer, thetas, beta in self._layers():

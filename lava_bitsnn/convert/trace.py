@@ -23,7 +23,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from lava_bitsnn.ann.qcfs import QCFS
 from lava_bitsnn.ann.zoo import ResidualBlock
 from lava_bitsnn.convert.synapse_ops import apply_synapse
-from lava_bitsnn.core.ir import INPUT_BITS, Layer, Synapse
+from lava_bitsnn.core.ir import INPUT_BITS, PIXEL_MAX, Layer, Synapse
 from lava_bitsnn.errors import BitsnnError
 
 SUPPORTED = ("supported are Conv2d, Linear, BatchNorm, AvgPool2d, AdaptiveAvgPool2d, MaxPool2d, "
@@ -557,7 +557,7 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], mean: list[float
         for term in affine.terms:
             src_layer = layers[term.src.layer]
             if src_layer.kind == "input":
-                unit = 1.0 / (255.0 * s)  # a pixel code p is the activation p/255/std
+                unit = 1.0 / (PIXEL_MAX * s)  # a pixel code p is the activation p/255/std
                 bias = bias.view(-1, *([1] * (len(shape) - 1))) + _input_bias(
                     term, src_layer.shape, m, s, shape)
             else:

@@ -29,6 +29,7 @@ from lava_bitsnn.core.dynamics import ACC_MAX, ACCUMULATOR_BITS, pool_windows  #
 
 MANTISSA_MIN, MANTISSA_MAX = -128, 127
 INPUT_BITS = 8
+PIXEL_MAX = (1 << INPUT_BITS) - 1  # the largest input code: images are 8-bit pixels
 MAX_BITS = 8  # the most activation bits of a hidden layer
 ENCODINGS = ("bit-serial", "graded")
 POOL_KINDS = ("sum", "max")

@@ -56,14 +56,14 @@ class Schedule:
 
     def total_steps(self, samples: int, batch_size: int) -> int:
         """Steps to simulate for ``samples`` in batches of ``batch_size``."""
-        return self.latency + (batches(samples, batch_size) - 1) * self.period
+        return self.latency + (batch_count(samples, batch_size) - 1) * self.period
 
     def logit_step(self, batch_index: int) -> int:
         """The global step at which the logits of batch ``batch_index`` are complete."""
         return self.latency + batch_index * self.period
 
 
-def batches(samples: int, batch_size: int) -> int:
+def batch_count(samples: int, batch_size: int) -> int:
     return -(-samples // batch_size)
 
 

@@ -30,7 +30,7 @@ from lava_bitsnn import watchdog
 from lava_bitsnn.core import dynamics as dyn
 from lava_bitsnn.core.counts import NEURON_OPS, LayerCounts
 from lava_bitsnn.core.ir import Network
-from lava_bitsnn.core.schedule import batches, build_schedule
+from lava_bitsnn.core.schedule import batch_count, build_schedule
 from lava_bitsnn.errors import BitsnnError, Terminated
 from lava_bitsnn.lava.network import BitSerialNetwork
 from lava_bitsnn.lava.procs.process import ImageSource
@@ -90,7 +90,7 @@ class LavaRunner:
               ) -> tuple[ImageSource, BitSerialNetwork]:
         """The image source and the network process, connected, for uint8 images."""
         b = self.batch_size
-        periods = batches(len(images), b)
+        periods = batch_count(len(images), b)
         padded = np.zeros((periods * b, *images.shape[1:]), dtype=np.int64)
         padded[:len(images)] = images
         timing = self.schedule.layers[0]

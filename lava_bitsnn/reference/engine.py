@@ -111,7 +111,7 @@ class ReferenceEngine:
                              f"got {tuple(ablate)}")
         self.ablate = frozenset(ablate)
         fusable = (precision == "fixed" and neuron == "bit-serial" and not self.ablate
-                   and not may_clip(net))
+                   and not may_clip(net, self.schedule))
         self.fused = fusable if fused is None else fused
         if self.fused and not fusable:
             raise ValueError("the fused path is exact only for the bit-serial neuron in fixed "

@@ -51,11 +51,17 @@ def spike_bits(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
                         for t in range(1, steps + 1)], dim=1)
 
 
-def may_clip(net: Network) -> bool:
-    """Whether some layer's 24-bit accumulator can saturate on some input, step by step: the
-    per-step bias adds at most ``steps`` beyond the total bias, which the bound includes."""
-    return any(accumulator_bound(net, layer) + INPUT_BITS > ACC_MAX
-               for layer in net.layers[1:])
+def may_clip(net: Network, schedule: Schedule) -> bool:
+    """Whether some layer's 24-bit accumulator can saturate on some input, step by step. The
+    bias enters as ``acc_steps`` equal integer parts plus the remainder at step 1
+    (``split_bias``), so its partial sums can pass the whole bias, which the bound holds, by
+    that remainder: by nothing for the biases ``bitsnn-export`` writes, which lie on the grid
+    (so the export's check of the bound is this one)."""
+    for idx, layer in enumerate(net.layers[1:], start=1):
+        _, extra = dyn.split_bias(layer.bias_int, schedule.layers[idx].acc_steps, True)
+        if accumulator_bound(net, layer) + int(extra.max(initial=0)) > ACC_MAX:
+            return True
+    return False
 
 
 class _LayerPlan:

@@ -22,7 +22,7 @@ from lava_bitsnn.core.counts import (
     fire_step_ops,
     if_step_ops,
 )
-from lava_bitsnn.core.ir import INPUT_BITS
+from lava_bitsnn.core.ir import INPUT_BITS, PIXEL_MAX
 from lava_bitsnn.core.schedule import window
 from lava_bitsnn.lava.procs.process import (
     BitSerialNeuron,
@@ -175,7 +175,7 @@ class _PyLinearSynapse(_Guarded):
         or in fixed point float32 where that is exact (``exact_float_dtype``)."""
         if self._operands is None:
             p = self.proc_params
-            largest_input = (1 << INPUT_BITS) - 1 if p["graded"] else 1  # pixel or spike
+            largest_input = PIXEL_MAX if p["graded"] else 1  # pixel or spike
             dtype = exact_float_dtype(self.weight, p["pool_gain"], largest_input
                                       ) if self.integer else np.float64
             self._operands = (self.weight.astype(dtype),
