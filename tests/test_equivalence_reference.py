@@ -124,8 +124,21 @@ def test_if_baseline_improves_with_time_steps(digits_net, digits_data):
     assert acc[4] > acc[1] + 0.3
     assert acc[32] >= acc[4] - 0.01
     assert abs(acc[32] - float((exact.predictions == y).mean())) < 0.02
-    fixed = ReferenceEngine(digits_net, "fixed", neuron="if", time_steps=32).run_batch(x)
-    assert abs(float((fixed.predictions == y).mean()) - acc[32]) < 0.03
+
+
+def test_fixed_point_if_follows_float_until_its_accumulators_saturate(digits_net, digits_data):
+    """The IF membrane integrates a whole pre-activation every step, so over a long window the
+    24-bit accumulators saturate (the bit-serial neuron's cannot: the export bounds them). The
+    engine counts every clip, which ``bitsnn-run`` refuses without ``--allow-saturation``; on
+    this net fixed-point IF falls from 98.9% at T = 16 to 80.8% at T = 64 while float IF stays
+    at 99.2%, which is why the benchmarks' IF curves run in float."""
+    x = digits_data.test.images
+    short = ReferenceEngine(digits_net, "fixed", neuron="if", time_steps=6).run_batch(x)
+    assert sum(c.overflows for c in short.counts) == 0
+    float_short = ReferenceEngine(digits_net, "float", neuron="if", time_steps=6).run_batch(x)
+    assert (short.predictions == float_short.predictions).mean() >= 0.98
+    long = ReferenceEngine(digits_net, "fixed", neuron="if", time_steps=64).run_batch(x)
+    assert long.counts[-1].overflows > 0  # the read-out sums 64 full logits
 
 
 def test_if_read_out_after_step_t_equals_a_run_of_t_steps(digits_net, digits_data):
