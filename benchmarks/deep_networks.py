@@ -74,7 +74,7 @@ CONFIGS = {
                                               epochs=10, lr=0.01, erase=0.5,
                                               init="fashion-mnist-resnet20w2-b4-long"),
     # one long cycle of the twice-wide network straight from the committed b = 4 weights, in
-    # bfloat16 (1.8x faster here) so that it fits in two sessions; its partial checkpoint is
+    # bfloat16 (benchmarks/train_precision.py) to fit in fewer sessions; its partial checkpoint is
     # committed to benchmarks/deep/ between sessions and resumed from there
     "fashion-mnist-resnet20w2-b4-bf16": dict(arch="resnet20", arch_kwargs={"width": 2}, bits=4,
                                              epochs=32, lr=0.05, erase=0.5, bf16=True,

@@ -1,12 +1,12 @@
 """Training-step time in float32 against bfloat16 mixed precision (``bitsnn-train --bf16``):
 forward, backward and SGD step of a zoo model at batch 128 on random 32x32 images.
 
-    python benchmarks/train_precision.py [--archs resnet20:1 resnet20:2] [--rounds 3]
+    python benchmarks/train_precision.py [--archs resnet20:1 resnet20:2] [--rounds 5]
 
 The modes alternate round by round in one process, so machine noise hits both alike; each
 figure is the median over rounds of the mean of ``--steps`` steps. Writes
-benchmarks/results/train_precision.json (with the CPU's AMX flag: bfloat16 is only fast where
-the matrix units exist).
+benchmarks/results/train_precision.json (with the CPU's model name and AMX flag: bfloat16 is
+only fast where the matrix units exist).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -40,27 +41,32 @@ def step_seconds(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Te
     return (time.perf_counter() - t0) / steps
 
 
-def amx() -> bool:
+def cpu() -> dict:
+    """The CPU's model name and whether it has AMX bfloat16 units (Linux; else unknown)."""
     try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
+        return {"model": "unknown", "amx_bf16": None}
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines()
+             if line.startswith("model name")]
+    return {"model": names[0] if names else "unknown", "amx_bf16": "amx_bf16" in info}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archs", nargs="*", default=["resnet20:1", "resnet20:2"],
                    help="ARCH:WIDTH pairs")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     args = p.parse_args()
     torch.manual_seed(0)
     x = torch.randn(args.batch_size, 1, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
-    results = {"threads": torch.get_num_threads(), "amx_bf16": amx(),
+    results = {"threads": torch.get_num_threads(), "cpu": cpu(),
                "batch_size": args.batch_size, "torch": torch.__version__,
-               "command": "python benchmarks/train_precision.py", "models": {}}
+               "command": " ".join(["python", "benchmarks/train_precision.py", *sys.argv[1:]]),
+               "models": {}}
     for spec in args.archs:
         arch, width = spec.split(":")
         model = build_model(arch, in_channels=1, image_size=32, num_classes=10, bits=4,
@@ -72,10 +78,13 @@ def main() -> None:
                 times[mode].append(step_seconds(model, opt, x, y, mode == "bf16", args.steps))
         row = {mode: statistics.median(t) for mode, t in times.items()}
         row["speedup"] = row["float32"] / row["bf16"]
+        per_round = [f / b for f, b in zip(times["float32"], times["bf16"], strict=True)]
+        row["speedup_per_round"] = {"min": min(per_round), "max": max(per_round)}
         row["all_rounds"] = times
         results["models"][spec] = row
         print(f"{spec:14s} float32 {row['float32']:.2f} s/step  bf16 {row['bf16']:.2f} s/step  "
-              f"speed-up {row['speedup']:.2f}x", flush=True)
+              f"speed-up {row['speedup']:.2f}x (rounds {min(per_round):.2f}-{max(per_round):.2f}x)",
+              flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train_precision.json").write_text(json.dumps(results, indent=1))
 

@@ -156,7 +156,7 @@ def test_verify_reports_no_mismatch_and_equal_accuracy(fine_tuned):
     (["--fixed-point", "--arch", "mnist-cnn"], "needs --from"),
     (["--fixed-point", "--bits", "3", "--from", "CKPT"], "keeps the model's architecture"),
     (["--fixed-point", "--weight-decay", "1e-4", "--from", "CKPT"], "do not apply"),
-    (["--fixed-point", "--bf16", "--from", "CKPT"], "--bf16 do not apply"),
+    (["--fixed-point", "--bf16", "--from", "CKPT"], "--bf16 does not apply"),
 ])
 def test_bad_fixed_point_arguments(args, message, digits_checkpoint, tmp_path):
     args = [str(digits_checkpoint) if a == "CKPT" else a for a in args]

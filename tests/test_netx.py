@@ -315,6 +315,19 @@ def test_saturation_is_an_error_unless_allowed(digits_net, digits_data):
     assert counts[1].overflows > 0
 
 
+def test_a_saturating_if_run_names_the_long_window(digits_net, digits_data):
+    """The exported network itself saturates as fixed-point IF over a long window; the error
+    says why and what to do instead."""
+    import argparse
+
+    from lava_bitsnn.cli.common import simulate
+
+    args = argparse.Namespace(engine="reference", precision="fixed", neuron="if",
+                              time_steps=64, batch_size=None, allow_saturation=False)
+    with pytest.raises(BitsnnError, match="fewer --time-steps or --precision float"):
+        simulate(digits_net, args, digits_data.test.images[:16], progress=False)
+
+
 def test_compact_file_without_float_weights(digits_net, digits_data, tmp_path):
     """--no-float-weights: the float64 copies go, the fixed-point network stays bit-identical,
     the float engines refuse in one line, and the file is about 1.5 bytes per weight."""

@@ -75,6 +75,9 @@ class TrainConfig:
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 raise BitsnnError(f"{name.replace('_', '-')} must be a finite number "
                                   f"{'> 0' if name == 'lr' else '>= 0'}, got {value}")
+        if self.bf16 and self.arch == FIXED_ARCH:
+            raise BitsnnError("--bf16 does not apply to --fixed-point, which trains on the "
+                              "export's exact integer grid")
         if not 0.0 <= self.erase <= 1.0:
             raise BitsnnError(f"erase must be a probability in [0, 1], got {self.erase}")
         for option in self.arch_kwargs:
@@ -211,10 +214,9 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     on its grid's 24-bit bound after every step.
 
     ``cfg.bf16`` runs the forward and backward passes under bfloat16 autocast with
-    channels-last tensors; weights, optimiser state and the per-epoch test evaluation stay
-    float32. On a CPU with AMX (Sapphire Rapids) a training step of resnet20 is about 1.8×
-    faster (``benchmarks/train_precision.py``); it changes the float sums, so a run is
-    reproducible only against another bf16 run."""
+    channels-last tensors; the QCFS quantisers, weights, optimiser state and the per-epoch
+    test evaluation stay float32. It pays on CPUs with AMX (``benchmarks/train_precision.py``);
+    it changes the float sums, so a run is reproducible only against another bf16 run."""
     cfg.validate()
     if (model is None) != (cfg.arch not in MODEL_ARCHS):
         raise BitsnnError(f"a given model needs arch {' or '.join(MODEL_ARCHS)}, and those "
@@ -267,6 +269,10 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             raise BitsnnError(
                 f"--resume checkpoint is {state['arch']}/{state['bits']} bits/{state['dataset']}"
                 f"/{state['input_shape']}, not {cfg.arch}/{cfg.bits} bits/{data.name}/{[c, h, w]}")
+        if state["train_args"].get("bf16", False) != cfg.bf16:
+            was, now = ("without", "with") if cfg.bf16 else ("with", "without")
+            raise BitsnnError(f"--resume checkpoint was trained {was} --bf16, this run is "
+                              f"{now} it: resume in the same precision")
         try:
             model.load_state_dict(state["state_dict"])
         except RuntimeError:
@@ -433,7 +439,7 @@ def _plain_copy(model: nn.Module) -> nn.Module:
         m._forward_hooks, m._forward_pre_hooks = type(m._forward_hooks)(), \
             type(m._forward_pre_hooks)()
     try:
-        return copy.deepcopy(model).cpu()
+        return copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format)
     finally:
         for m, post, pre in hooks:
             m._forward_hooks, m._forward_pre_hooks = post, pre

@@ -83,7 +83,8 @@ def add_engine_args(p) -> None:
                    help="samples per batch (default: reference 256, lava 16)")
     p.add_argument("--allow-saturation", action="store_true",
                    help="report results even if 24-bit accumulators saturated (by default "
-                        "that is an error: exported networks cannot saturate)")
+                        "that is an error: exported networks cannot saturate as bit-serial "
+                        "SNNs, but fixed-point IF does over long windows)")
 
 
 def simulate(net, args, images, progress: bool):
@@ -99,10 +100,13 @@ def check_saturation(counts, args) -> None:
     """Saturated accumulators are an error unless ``--allow-saturation``."""
     saturated = [c for c in counts if c.overflows]
     if saturated and not getattr(args, "allow_saturation", False):
+        why = ("the IF membranes integrate a whole input every step: use fewer --time-steps or "
+               "--precision float" if getattr(args, "neuron", "") == "if"
+               else "is the file tampered or foreign?")
         raise BitsnnError(
             f"{sum(c.overflows for c in saturated):,} accumulator saturation events in layers "
             f"{', '.join(c.name for c in saturated)}: the results would not be the network's "
-            "(is the file tampered or foreign?); --allow-saturation reports them anyway")
+            f"({why}); --allow-saturation reports them anyway")
 
 
 def checked_batch_size(batch: int) -> int:

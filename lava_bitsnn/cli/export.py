@@ -7,7 +7,7 @@ import os
 import sys
 
 from lava_bitsnn.cli.common import run_cli
-from lava_bitsnn.core.ir import ACC_MAX, ENCODINGS, Network
+from lava_bitsnn.core.ir import ACC_MAX, ENCODINGS, INPUT_BITS, PIXEL_MAX, Network
 
 
 def summary(net: Network) -> str:
@@ -20,7 +20,7 @@ def summary(net: Network) -> str:
     for i, layer in enumerate(net.layers):
         if layer.kind == "input":
             rows.append((str(i), "input", net.encoding, "x".join(map(str, layer.shape)),
-                         "8", "255", "", "", "", "", ""))
+                         str(INPUT_BITS), str(PIXEL_MAX), "", "", "", "", ""))
             continue
         conns = sum(int(fan_out(s, net.layers[s.source].shape).sum()) for s in layer.synapses)
         exps = ",".join(str(s.weight_exp) for s in layer.synapses)

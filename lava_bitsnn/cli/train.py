@@ -49,8 +49,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--bf16", action="store_true",
-                   help="mixed precision: bfloat16 autocast and channels-last (about 1.8x "
-                        "faster on CPUs with AMX; weights and the test evaluation stay float32)")
+                   help="mixed precision: bfloat16 autocast and channels-last (faster on "
+                        "CPUs with AMX; the QCFS quantisers, weights and the test evaluation "
+                        "stay float32)")
     p.add_argument("--resume", help="continue from this checkpoint")
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights and thresholds of this checkpoint of the same "
@@ -174,9 +175,9 @@ def _fixed_point(args: argparse.Namespace) -> int:
             args.bits is not None or args.levels is not None:
         raise BitsnnError("--fixed-point keeps the model's architecture and bits: drop --arch, "
                           "--stem, --width, --resume, --init, --bits and --levels")
-    if args.qcfs_reg or args.weight_decay is not None or args.bf16:
+    if args.qcfs_reg or args.weight_decay is not None:
         raise BitsnnError("--fixed-point trains the grid's mantissas and biases on its exact "
-                          "grid: --qcfs-reg, --weight-decay and --bf16 do not apply")
+                          "grid: --qcfs-reg and --weight-decay do not apply")
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
     source = load_source(args.source, args, data)
     if tuple(source.input_shape) != tuple(data.input_shape):

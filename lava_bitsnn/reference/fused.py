@@ -53,10 +53,13 @@ def spike_bits(code: torch.Tensor, bits: int, steps: int) -> torch.Tensor:
 
 def may_clip(net: Network, schedule: Schedule) -> bool:
     """Whether some layer's 24-bit accumulator can saturate on some input, step by step. The
-    bias enters as ``acc_steps`` equal integer parts plus the remainder at step 1
-    (``split_bias``), so its partial sums can pass the whole bias, which the bound holds, by
-    that remainder: by nothing for the biases ``bitsnn-export`` writes, which lie on the grid
-    (so the export's check of the bound is this one)."""
+    bias ``b`` enters as ``acc_steps`` = A parts ``q = ⌊b/A⌋`` plus the remainder ``r`` at
+    step 1 (``split_bias``), so its partial sums ``t·q + r`` lie between ``min(b, 0)`` and
+    ``max(b, 0) + r`` (a negative bias's first sums can pass 0 by less than ``r``), so ``r``
+    is added to the bound (``accumulator_bound``), which covers ``[min(b, 0), max(b, 0)]``.
+    The biases ``bitsnn-export`` writes lie on the grid of their time steps, so there
+    ``r = 0`` and this is the export's own check of the bound; at another ``--time-steps``
+    it need not be."""
     for idx, layer in enumerate(net.layers[1:], start=1):
         _, extra = dyn.split_bias(layer.bias_int, schedule.layers[idx].acc_steps, True)
         if accumulator_bound(net, layer) + int(extra.max(initial=0)) > ACC_MAX:
