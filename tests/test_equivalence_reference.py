@@ -59,13 +59,13 @@ def test_fused_path_refuses_networks_that_may_clip(digits_net):
         ReferenceEngine(net, "fixed", fused=True)
 
 
-def test_fused_path_runs_a_grid_bias_at_the_24_bit_edge(digits_net, digits_data):
-    """A bias on its layer's grid (as ``bitsnn-export`` writes them) that brings the bound to
-    within one grid step of 2^23 − 1 cannot clip: the fused path takes it, equal to the
-    step-wise loops."""
+def _at_the_edge(digits_net, bias_for_room):
+    """A copy of the digits net whose layer 2 gets, on its neuron with the largest positive
+    current bound, the bias ``bias_for_room(room, steps)`` for ``room = 2^23 − 1 − bound``;
+    (net, layer, the layer's accumulate steps, the bias)."""
     import copy
 
-    from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
+    from lava_bitsnn.convert.fixed import signed_bounds
     from lava_bitsnn.core.dynamics import ACC_MAX
 
     net = copy.deepcopy(digits_net)
@@ -74,7 +74,18 @@ def test_fused_path_runs_a_grid_bias_at_the_24_bit_edge(digits_net, digits_data)
     positive, _ = signed_bounds(net, layer)
     c = int(positive.argmax())
     layer.bias_int = layer.bias_int.copy()
-    layer.bias_int[c] = (ACC_MAX - positive[c]) // steps * steps
+    layer.bias_int[c] = bias = bias_for_room(int(ACC_MAX - positive[c]), steps)
+    return net, layer, steps, bias
+
+
+def test_fused_path_runs_a_grid_bias_at_the_24_bit_edge(digits_net, digits_data):
+    """A bias on its layer's grid (as ``bitsnn-export`` writes them) that brings the bound to
+    within one grid step of 2^23 − 1 cannot clip: the fused path takes it, equal to the
+    step-wise loops."""
+    from lava_bitsnn.convert.fixed import accumulator_bound
+    from lava_bitsnn.core.dynamics import ACC_MAX
+
+    net, layer, steps, _ = _at_the_edge(digits_net, lambda room, steps: room // steps * steps)
     assert ACC_MAX - steps < accumulator_bound(net, layer) <= ACC_MAX
     fused = ReferenceEngine(net, "fixed")
     assert fused.fused
@@ -86,19 +97,12 @@ def test_fused_path_runs_a_grid_bias_at_the_24_bit_edge(digits_net, digits_data)
 def test_an_off_grid_bias_within_its_remainder_of_the_edge_is_not_fused(digits_net):
     """Off the grid the bias's remainder enters at step 1, so the bound may be passed by it:
     a layer within that remainder of 2^23 − 1 runs step-wise, where clips are counted."""
-    import copy
-
-    from lava_bitsnn.convert.fixed import accumulator_bound, signed_bounds
+    from lava_bitsnn.convert.fixed import accumulator_bound
     from lava_bitsnn.core.dynamics import ACC_MAX
 
-    net = copy.deepcopy(digits_net)
-    steps = ReferenceEngine(net, "fixed").schedule.layers[2].acc_steps
-    layer = net.layers[2]
-    positive, _ = signed_bounds(net, layer)
-    c = int(positive.argmax())
-    layer.bias_int = layer.bias_int.copy()
-    layer.bias_int[c] = ACC_MAX - positive[c] - (1 if (ACC_MAX - positive[c]) % steps == 0 else 0)
-    remainder = int(layer.bias_int[c] % steps)
+    net, layer, steps, bias = _at_the_edge(digits_net,
+                                           lambda room, steps: room - (room % steps == 0))
+    remainder = bias % steps
     assert remainder >= 1 and accumulator_bound(net, layer) <= ACC_MAX
     assert accumulator_bound(net, layer) + remainder > ACC_MAX
     assert not ReferenceEngine(net, "fixed").fused
