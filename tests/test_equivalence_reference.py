@@ -100,8 +100,8 @@ def test_an_off_grid_bias_within_its_remainder_of_the_edge_is_not_fused(digits_n
     from lava_bitsnn.convert.fixed import accumulator_bound
     from lava_bitsnn.core.dynamics import ACC_MAX
 
-    net, layer, steps, bias = _at_the_edge(digits_net,
-                                           lambda room, steps: room - (room % steps == 0))
+    net, layer, steps, bias = _at_the_edge(
+        digits_net, lambda room, steps: room if room % steps else room - 1)  # off the grid
     remainder = bias % steps
     assert remainder >= 1 and accumulator_bound(net, layer) <= ACC_MAX
     assert accumulator_bound(net, layer) + remainder > ACC_MAX
