@@ -39,7 +39,7 @@ from energy_honest import PRESET_NAMES, hidden_spike_rate
 
 from lava_bitsnn.ann.checkpoint import load_checkpoint, model_from_checkpoint
 from lava_bitsnn.ann.data import load_dataset
-from lava_bitsnn.ann.train import TrainConfig, evaluate, train
+from lava_bitsnn.ann.train import TrainConfig, cpu_model, evaluate, train
 from lava_bitsnn.core.schedule import build_schedule
 from lava_bitsnn.energy import PRESETS, energy_report
 from lava_bitsnn.reference import ReferenceEngine
@@ -89,6 +89,10 @@ def _data():
 def train_config(name: str) -> TrainConfig:
     spec = {"lr": 0.1, **CONFIGS[name]}
     init = spec.pop("init", None)
+    if spec.get("bf16") and not cpu_model()["amx_bf16"]:
+        print(f"{name}: this CPU has no AMX bfloat16 units, so it trains in float32 here (each "
+              "epoch's precision is in its log)")
+        spec["bf16"] = False
     return TrainConfig(dataset="fashion-mnist", batch_size=128, seed=0, augment=True,
                        init=str(model_path(init)) if init else "", **spec)
 
@@ -120,7 +124,9 @@ def training_record(ckpt: dict) -> dict:
             "test_accuracy": log[-1]["test_accuracy"],
             "test_accuracy_per_epoch": [e["test_accuracy"] for e in log],
             "bits_per_activation": log[-1]["bits_per_activation"],
-            "seconds_per_epoch": [e["seconds"] for e in log]}
+            "seconds_per_epoch": [e["seconds"] for e in log],
+            # epochs logged before a run could change precision on resume ran in its own
+            "bf16_per_epoch": [e.get("bf16", ckpt["train_args"]["bf16"]) for e in log]}
 
 
 def first_reaching(accuracy: dict[str, float], target: float) -> int:

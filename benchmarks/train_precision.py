@@ -5,8 +5,8 @@ forward, backward and SGD step of a zoo model at batch 128 on random 32x32 image
 
 The modes alternate round by round in one process, so machine noise hits both alike; each
 figure is the median over rounds of the mean of ``--steps`` steps. Writes
-benchmarks/results/train_precision.json (with the CPU's model name and AMX flag: bfloat16 is
-only fast where the matrix units exist).
+benchmarks/results/train_precision.json, one entry per CPU model with its AMX flag: bfloat16 is
+only fast where the matrix units exist, and emulated (far slower) elsewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lava_bitsnn.ann.train import training_forward
+from lava_bitsnn.ann.train import cpu_model, training_forward
 from lava_bitsnn.ann.zoo import build_model
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -41,17 +41,6 @@ def step_seconds(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Te
     return (time.perf_counter() - t0) / steps
 
 
-def cpu() -> dict:
-    """The CPU's model name and whether it has AMX bfloat16 units (Linux; else unknown)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"model": "unknown", "amx_bf16": None}
-    names = [line.split(":", 1)[1].strip() for line in info.splitlines()
-             if line.startswith("model name")]
-    return {"model": names[0] if names else "unknown", "amx_bf16": "amx_bf16" in info}
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archs", nargs="*", default=["resnet20:1", "resnet20:2"],
@@ -63,7 +52,7 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(args.batch_size, 1, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
-    results = {"threads": torch.get_num_threads(), "cpu": cpu(),
+    results = {"threads": torch.get_num_threads(), "cpu": cpu_model(),
                "batch_size": args.batch_size, "torch": torch.__version__,
                "command": " ".join(["python", "benchmarks/train_precision.py", *sys.argv[1:]]),
                "models": {}}
@@ -86,7 +75,10 @@ def main() -> None:
               f"speed-up {row['speedup']:.2f}x (rounds {min(per_round):.2f}-{max(per_round):.2f}x)",
               flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_precision.json").write_text(json.dumps(results, indent=1))
+    path = RESULTS / "train_precision.json"  # one entry per CPU model: the verdict depends on it
+    machines = json.loads(path.read_text()) if path.exists() else {}
+    machines[results["cpu"]["model"]] = results
+    path.write_text(json.dumps(machines, indent=1))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def test_bf16_trains_in_bfloat16_to_the_float32_accuracy_and_exports_exactly(
     """``bf16``: the convolutions run in bfloat16 during training and the QCFS quantisers in
     float32 (seen by hooks), the checkpoint holds plain contiguous tensors, its accuracy is
     within 3 pp (10 of 359 images) of the same run in float32, it converts to an SNN that
-    verifies with 0 mismatches, and it resumes only in bfloat16."""
+    verifies with 0 mismatches, and it resumes in float32 with each epoch's precision logged."""
     from lava_bitsnn.ann.qcfs import QCFS
     from lava_bitsnn.convert.model import convert_checkpoint
     from lava_bitsnn.verify import verify_batch
@@ -116,9 +116,24 @@ def test_bf16_trains_in_bfloat16_to_the_float32_accuracy_and_exports_exactly(
     report = verify_batch(model_from_checkpoint(load_checkpoint(path)), net,
                           digits.test.images, digits.test.labels)
     assert report.ok, report
-    with pytest.raises(BitsnnError, match="trained with --bf16, this run is without it"):
-        train(TrainConfig(epochs=7, **FAST), digits, str(tmp_path / "r.pt"), resume=str(path),
-              progress=False)
+    resumed = train(TrainConfig(epochs=7, **FAST), digits, str(tmp_path / "r.pt"),
+                    resume=str(path), progress=False)
+    assert [e["bf16"] for e in resumed["log"]] == [True] * 6 + [False]
+    assert resumed["train_args"]["bf16"] is False
+
+
+@pytest.mark.parametrize("amx,warned", [(False, True), (True, False), (None, False)])
+def test_bf16_warns_on_a_cpu_without_amx(amx, warned, monkeypatch, capsys, tmp_path):
+    """``bitsnn-train --bf16`` warns on stderr where the CPU has no AMX bfloat16 units (the
+    run then emulates bfloat16), not where it has them or cannot tell."""
+    from lava_bitsnn.cli.train import main
+
+    monkeypatch.setattr(train_module, "cpu_model",
+                        lambda: {"model": "Test CPU", "amx_bf16": amx})
+    code = main(["--bf16", "--dataset", "digits", "-o", str(tmp_path / "x.pt")])
+    err = capsys.readouterr().err
+    assert code != 0 and "give --arch A" in err  # stops at the missing --arch, after the check
+    assert ("warning: this CPU (Test CPU) has no AMX bfloat16 units" in err) is warned
 
 
 def test_init_warm_starts_other_bits_from_a_checkpoint(trained, tmp_path, digits):

@@ -11,6 +11,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -216,7 +217,9 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     ``cfg.bf16`` runs the forward and backward passes under bfloat16 autocast with
     channels-last tensors; the QCFS quantisers, weights, optimiser state and the per-epoch
     test evaluation stay float32. It pays on CPUs with AMX (``benchmarks/train_precision.py``);
-    it changes the float sums, so a run is reproducible only against another bf16 run."""
+    it changes the float sums, so a run is reproducible only against a run in the same
+    precision. A run may resume in the other precision (from a machine with AMX to one
+    without, say): each epoch of the log records its own (``"bf16"``)."""
     cfg.validate()
     if (model is None) != (cfg.arch not in MODEL_ARCHS):
         raise BitsnnError(f"a given model needs arch {' or '.join(MODEL_ARCHS)}, and those "
@@ -269,10 +272,6 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             raise BitsnnError(
                 f"--resume checkpoint is {state['arch']}/{state['bits']} bits/{state['dataset']}"
                 f"/{state['input_shape']}, not {cfg.arch}/{cfg.bits} bits/{data.name}/{[c, h, w]}")
-        if state["train_args"].get("bf16", False) != cfg.bf16:
-            was, now = ("without", "with") if cfg.bf16 else ("with", "without")
-            raise BitsnnError(f"--resume checkpoint was trained {was} --bf16, this run is "
-                              f"{now} it: resume in the same precision")
         try:
             model.load_state_dict(state["state_dict"])
         except RuntimeError:
@@ -334,7 +333,7 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             log.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy":
                         correct / seen, "test_accuracy": metrics["accuracy"],
                         "bits_per_activation": metrics["bits_per_activation"],
-                        "seconds": seconds})
+                        "seconds": seconds, "bf16": cfg.bf16})
             if progress:
                 tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / seen:.4f}  "
                            f"train {correct / seen:.4f}  test {metrics['accuracy']:.4f}  "
@@ -384,6 +383,20 @@ def _options(arch_kwargs: dict[str, Any]) -> str:
     """A checkpoint's --stem / --width, as the command line would give them."""
     given = [f"--{k} {arch_kwargs[k]}" for k in ARCH_OPTIONS if k in arch_kwargs]
     return " ".join(given) or "the architecture's default --stem and --width"
+
+
+def cpu_model() -> dict[str, Any]:
+    """This machine's CPU model name and whether it has AMX bfloat16 units (``amx_bf16``;
+    None where /proc/cpuinfo cannot be read). Without them bfloat16 is emulated and
+    ``--bf16`` trains about 12x slower than float32 (0.07-0.09x the speed, resnet20 width 2
+    on an AMD EPYC: ``benchmarks/train_precision.py``)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": "unknown", "amx_bf16": None}
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines()
+             if line.startswith("model name")]
+    return {"model": names[0] if names else "unknown", "amx_bf16": "amx_bf16" in info}
 
 
 def training_forward(net: nn.Module, x: torch.Tensor, bf16: bool) -> torch.Tensor:

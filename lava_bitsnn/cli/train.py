@@ -203,9 +203,13 @@ def _fixed_point(args: argparse.Namespace) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from lava_bitsnn.ann.checkpoint import check_writable
-    from lava_bitsnn.ann.train import TrainConfig, train
+    from lava_bitsnn.ann.train import TrainConfig, cpu_model, train
     from lava_bitsnn.errors import BitsnnError
 
+    if args.bf16 and args.device == "cpu" and cpu_model()["amx_bf16"] is False:
+        print(f"bitsnn-train: warning: this CPU ({cpu_model()['model']}) has no AMX bfloat16 "
+              "units, so --bf16 is emulated here and trains about 12x slower than float32",
+              file=sys.stderr)
     if args.fixed_point and not args.source:
         raise BitsnnError("--fixed-point needs --from CHECKPOINT (the model to fine-tune)")
     if args.source:
