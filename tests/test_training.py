@@ -125,14 +125,16 @@ def test_bf16_trains_in_bfloat16_to_the_float32_accuracy_and_exports_exactly(
 @pytest.mark.parametrize("amx,warned", [(False, True), (True, False), (None, False)])
 def test_bf16_warns_on_a_cpu_without_amx(amx, warned, monkeypatch, capsys, tmp_path):
     """``bitsnn-train --bf16`` warns on stderr where the CPU has no AMX bfloat16 units (the
-    run then emulates bfloat16), not where it has them or cannot tell."""
+    run then emulates bfloat16), not where it has them or cannot tell; a run refused for its
+    arguments is not warned (``test_bad_fixed_point_arguments``)."""
     from lava_bitsnn.cli.train import main
 
     monkeypatch.setattr(train_module, "cpu_model",
                         lambda: {"model": "Test CPU", "amx_bf16": amx})
-    code = main(["--bf16", "--dataset", "digits", "-o", str(tmp_path / "x.pt")])
+    code = main(["--bf16", "--arch", "mnist-cnn", "--dataset", "digits", "-o",
+                 str(tmp_path / "missing" / "x.pt")])
     err = capsys.readouterr().err
-    assert code != 0 and "give --arch A" in err  # stops at the missing --arch, after the check
+    assert code != 0 and "does not exist" in err  # stops at the output path, after the check
     assert ("warning: this CPU (Test CPU) has no AMX bfloat16 units" in err) is warned
 
 

@@ -96,6 +96,7 @@ def _fine_tune(args: argparse.Namespace) -> int:
     cfg = TrainConfig(arch=USER_ARCH, bits=bits, weight_decay=_weight_decay(args),
                       qcfs_reg=args.qcfs_reg, **_schedule(args))
     cfg.validate()
+    _warn_if_bf16_is_emulated(cfg)
     check_writable(args.output)
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
     source = load_source(args.source, args, data, relu=True)
@@ -151,6 +152,16 @@ def _schedule(args: argparse.Namespace) -> dict:
             "bit_l1": args.bit_l1, "seed": args.seed, "device": args.device, "bf16": args.bf16}
 
 
+def _warn_if_bf16_is_emulated(cfg) -> None:
+    """On stderr, for a valid ``--bf16`` run on a CPU without AMX bfloat16 units."""
+    from lava_bitsnn.ann.train import cpu_model
+
+    if cfg.bf16 and cfg.device == "cpu" and cpu_model()["amx_bf16"] is False:
+        print(f"bitsnn-train: warning: this CPU ({cpu_model()['model']}) has no AMX bfloat16 "
+              "units, so --bf16 is emulated here and trains about 12x slower than float32",
+              file=sys.stderr)
+
+
 def _arch_kwargs(args: argparse.Namespace) -> dict:
     """The zoo constructor's options given on the command line (absent: its defaults)."""
     given = {k: getattr(args, k) for k in ARCH_OPTIONS}
@@ -203,13 +214,9 @@ def _fixed_point(args: argparse.Namespace) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from lava_bitsnn.ann.checkpoint import check_writable
-    from lava_bitsnn.ann.train import TrainConfig, cpu_model, train
+    from lava_bitsnn.ann.train import TrainConfig, train
     from lava_bitsnn.errors import BitsnnError
 
-    if args.bf16 and args.device == "cpu" and cpu_model()["amx_bf16"] is False:
-        print(f"bitsnn-train: warning: this CPU ({cpu_model()['model']}) has no AMX bfloat16 "
-              "units, so --bf16 is emulated here and trains about 12x slower than float32",
-              file=sys.stderr)
     if args.fixed_point and not args.source:
         raise BitsnnError("--fixed-point needs --from CHECKPOINT (the model to fine-tune)")
     if args.source:
@@ -221,6 +228,7 @@ def _main(args: argparse.Namespace) -> int:
                       arch_kwargs=_arch_kwargs(args),
                       init=args.init or "", **_schedule(args))
     cfg.validate()
+    _warn_if_bf16_is_emulated(cfg)
     check_writable(args.output)
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
     if data.resized:
