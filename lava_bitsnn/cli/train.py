@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from lava_bitsnn.ann.data import DATASETS, load_dataset
 from lava_bitsnn.ann.zoo import ARCH_OPTIONS, ARCHS
 from lava_bitsnn.cli.common import run_cli
+
+if TYPE_CHECKING:
+    from lava_bitsnn.ann.train import TrainConfig
 
 
 def parser() -> argparse.ArgumentParser:
@@ -152,12 +156,15 @@ def _schedule(args: argparse.Namespace) -> dict:
             "bit_l1": args.bit_l1, "seed": args.seed, "device": args.device, "bf16": args.bf16}
 
 
-def _warn_if_bf16_is_emulated(cfg) -> None:
+def _warn_if_bf16_is_emulated(cfg: TrainConfig) -> None:
     """On stderr, for a valid ``--bf16`` run on a CPU without AMX bfloat16 units."""
     from lava_bitsnn.ann.train import cpu_model
 
-    if cfg.bf16 and cfg.device == "cpu" and cpu_model()["amx_bf16"] is False:
-        print(f"bitsnn-train: warning: this CPU ({cpu_model()['model']}) has no AMX bfloat16 "
+    if not cfg.bf16 or cfg.device != "cpu":
+        return
+    cpu = cpu_model()
+    if cpu["amx_bf16"] is False:
+        print(f"bitsnn-train: warning: this CPU ({cpu['model']}) has no AMX bfloat16 "
               "units, so --bf16 is emulated here and trains about 12x slower than float32",
               file=sys.stderr)
 
