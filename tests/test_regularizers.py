@@ -1,12 +1,22 @@
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lava_bitsnn.ann.qcfs import QCFS
-from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
+from lava_bitsnn.ann.regularizers import bit_l1, count_ones, qcfs_reg
 
 
-def test_popcount_hand_computed():
-    codes = torch.tensor([0, 1, 2, 3, 4, 7, 8, 15, 255])
-    assert popcount(codes, 8).tolist() == [0, 1, 1, 2, 1, 3, 1, 4, 8]
+def test_count_ones_hand_computed():
+    codes = torch.tensor([0, 1, 2, 3, 4, 7, 8, 15, 255]).float()
+    assert count_ones(codes, 8) == 0 + 1 + 1 + 2 + 1 + 3 + 1 + 4 + 8
+
+
+@settings(max_examples=30, deadline=None)
+@given(bits=st.integers(1, 8), seed=st.integers(0, 2**31 - 1))
+def test_count_ones_equals_bit_by_bit_shifts(bits, seed):
+    codes = torch.randint(0, 1 << bits, (3, 5, 7), generator=torch.Generator().manual_seed(seed))
+    shifted = sum(int(((codes >> j) & 1).sum()) for j in range(bits))
+    assert count_ones(codes.float(), bits) == shifted
 
 
 def test_bit_l1_counts_bits_of_rounded_code_not_value():

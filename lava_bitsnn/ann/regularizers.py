@@ -14,14 +14,15 @@ import torch
 
 from lava_bitsnn.ann.qcfs import QCFS
 
+_ONES = torch.tensor([bin(code).count("1") for code in range(256)])
 
-def popcount(code: torch.Tensor, bits: int) -> torch.Tensor:
-    """Number of 1-bits of each non-negative integer code (as int64)."""
-    k = code.to(torch.int64)
-    total = torch.zeros_like(k)
-    for j in range(bits):
-        total += (k >> j) & 1
-    return total
+
+def count_ones(code: torch.Tensor, bits: int) -> int:
+    """Total 1-bits of integer-valued codes in ``[0, 2^bits)`` (``bits`` ≤ 8): a histogram of
+    the codes weighted by each code's 1-bits, one pass over the tensor instead of a shift, a
+    mask and an add per bit (the test-set evaluation counts every hidden activation)."""
+    hist = torch.bincount(code.detach().to(torch.uint8).flatten(), minlength=1 << bits)
+    return int((hist * _ONES[: len(hist)].to(hist.device)).sum())
 
 
 class _BitCount(torch.autograd.Function):
@@ -31,7 +32,7 @@ class _BitCount(torch.autograd.Function):
         code = torch.round(a / step)
         ctx.save_for_backward(a, threshold)
         ctx.bits = bits
-        return popcount(code, bits).sum().to(a.dtype)
+        return a.new_tensor(count_ones(code, bits))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

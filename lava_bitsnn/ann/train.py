@@ -30,7 +30,7 @@ from lava_bitsnn.ann.checkpoint import (
 )
 from lava_bitsnn.ann.data import Dataset, normalise
 from lava_bitsnn.ann.qcfs import QCFS, check_bits, qcfs_layers
-from lava_bitsnn.ann.regularizers import bit_l1, popcount, qcfs_reg
+from lava_bitsnn.ann.regularizers import bit_l1, count_ones, qcfs_reg
 from lava_bitsnn.ann.widen import widen_state_dict
 from lava_bitsnn.ann.zoo import ARCH_OPTIONS, ARCHS, archs_taking, build_model
 from lava_bitsnn.errors import BitsnnError
@@ -184,7 +184,7 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, mean: lis
             tap.clear()
             correct += int((model(x).argmax(1) == y).sum())
             for layer, _, a in tap.records:
-                ones += int(popcount(torch.round(a / layer.step()), layer.bits).sum())
+                ones += count_ones(torch.round(a / layer.step()), layer.bits)
                 count += a.numel()
     finally:
         tap.remove()
