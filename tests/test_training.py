@@ -120,6 +120,13 @@ def test_bf16_trains_in_bfloat16_to_the_float32_accuracy_and_exports_exactly(
                     resume=str(path), progress=False)
     assert [e["bf16"] for e in resumed["log"]] == [True] * 6 + [False]
     assert resumed["train_args"]["bf16"] is False
+    # a checkpoint logged before the per-epoch key: its epochs keep the precision they ran in
+    saved = load_checkpoint(path)
+    saved["log"] = [{k: v for k, v in e.items() if k != "bf16"} for e in saved["log"]]
+    torch.save(saved, tmp_path / "old.pt")
+    resumed = train(TrainConfig(epochs=7, **FAST), digits, str(tmp_path / "r2.pt"),
+                    resume=str(tmp_path / "old.pt"), progress=False)
+    assert [e["bf16"] for e in resumed["log"]] == [True] * 6 + [False]
 
 
 @pytest.mark.parametrize("amx,warned", [(False, True), (True, False), (None, False)])

@@ -21,7 +21,7 @@ def count_ones(code: torch.Tensor, bits: int) -> int:
     """Total 1-bits of integer-valued codes in ``[0, 2^bits)`` (``bits`` ≤ 8): a histogram of
     the codes weighted by each code's 1-bits, one pass over the tensor instead of a shift, a
     mask and an add per bit (the test-set evaluation counts every hidden activation)."""
-    hist = torch.bincount(code.detach().to(torch.uint8).flatten(), minlength=1 << bits)
+    hist = torch.bincount(code.to(torch.uint8).flatten(), minlength=1 << bits)
     return int((hist * _ONES[: len(hist)].to(hist.device)).sum())
 
 

@@ -279,7 +279,10 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
                               f"was built with {_options(state['arch_kwargs'])}") from None
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        start_epoch, log = state["epoch"], list(state["log"])
+        # epochs logged before the per-epoch key ran in the saved run's precision, which
+        # this run's train_args replace
+        start_epoch = state["epoch"]
+        log = [{"bf16": state["train_args"]["bf16"], **e} for e in state["log"]]
     net = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
