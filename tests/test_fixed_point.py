@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lava_bitsnn.ann.data import normalise
@@ -52,6 +52,8 @@ def _assert_matches_file(model, net, path, pixels, dtype=torch.float64) -> None:
        blocks=st.lists(st.sampled_from(["conv", "stride2", "depthwise", "pool", "gpool",
                                         "mpool", "residual"]), min_size=1, max_size=3),
        time_steps=st.integers(1, 8), dtype=st.sampled_from([torch.float32, torch.float64]))
+# float64 biases (numpy promoted int / 65536 to float64) rounded to float32 differently once
+@example(seed=513, bits=1, blocks=["conv"], time_steps=1, dtype=torch.float32)
 def test_the_model_is_the_exported_qann_on_random_networks(tmp_path_factory, seed, bits, blocks,
                                                             time_steps, dtype):
     """Residual, depthwise, strided, average- and max-pooled nets of 1..8 bits, T ≤ b, float32

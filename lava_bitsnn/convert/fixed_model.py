@@ -82,8 +82,8 @@ class FixedPointNet(nn.Module):
                 self.theta.append(nn.Parameter(torch.from_numpy(
                     syn.mantissa.astype(np.float32) / MANTISSA_SCALE)))
             assert layer.bias_int is not None
-            self.beta.append(nn.Parameter(torch.from_numpy(
-                layer.bias_int.astype(np.float32) / layer.threshold_unit)))
+            self.beta.append(nn.Parameter(torch.from_numpy(  # int / 2**k, exact in float32
+                (layer.bias_int / layer.threshold_unit).astype(np.float32))))
             if layer.kind == "neuron":
                 self.codes.append(FixedCode(layer, layer.bits - timing.send_steps))
         self._acc_steps = [t.acc_steps for t in schedule.layers]
@@ -104,11 +104,13 @@ class FixedPointNet(nn.Module):
     def _grid(self, idx: int, layer: Layer, thetas: list[nn.Parameter], beta: nn.Parameter
               ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The layer's integer weights ``m · 2**e`` and total bias (a multiple of its
-        accumulate steps), straight-through."""
+        accumulate steps), straight-through. The bias is rounded in float64 whatever the
+        model's dtype: dividing by a step count such as 3 is inexact, and float32 could round a
+        value near a half the other way, so the grid would depend on the dtype."""
         weights = [torch.clamp(straight_through(theta * MANTISSA_SCALE, torch.round), MANTISSA_MIN,
                                MANTISSA_MAX) * float(1 << syn.weight_exp)
                    for syn, theta in zip(layer.synapses, thetas, strict=True)]
-        bias = bias_grid(beta * layer.threshold_unit, self._acc_steps[idx],
+        bias = bias_grid(beta.double() * layer.threshold_unit, self._acc_steps[idx],
                          lambda x: straight_through(x, torch.round))
         return weights, bias
 
