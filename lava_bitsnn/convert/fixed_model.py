@@ -7,7 +7,8 @@ weights ``m · 2**e`` with an 8-bit mantissa ``m`` and the export's exponent ``e
 bias a multiple of the layer's accumulate steps, the export's threshold unit ``D`` and
 half-step bias shift, codes ``clip(floor(u / D), 0, K)`` truncated to the top ``T`` bits, and
 logits ``u / D``. Every value it computes is an integer below 2**24 (or such an integer over a
-power of two), so float32 and float64 give it exactly on the CPU: evaluated there, the model
+power of two; the bias grid's one inexact step, dividing by the accumulate-step count, runs
+in float64), so float32 and float64 give it exactly on the CPU: evaluated there, the model
 *is* the fixed-point SNN that ``to_network`` exports (on CUDA, cuDNN may choose inexact
 kernels, such as TF32 or Winograd: train there if you like, evaluate on the CPU).
 
