@@ -205,10 +205,18 @@ def measure(name: str, results: dict, lava_samples: int, energy_samples: int) ->
                "reaches_ann": acc["if"][f"T={t_if}"] >= ann_if - WITHIN}}
 
 
-def fixed_point(name: str, lr: float, verify_samples: int) -> dict | None:
-    """``bitsnn-train --from NAME --fixed-point`` for one epoch at ``lr``, then ``bitsnn-export``
-    and ``bitsnn-verify`` of the result, through the CLIs' own code; the fine-tuned checkpoint
-    is kept (runs/benchmarks/NAME-fixed-lrLR.pt), so a second run only exports and verifies
+def fixed_point_key(lr: float, epochs: int, erase: float) -> str:
+    """The run's key in deep_fixed_point.json and its checkpoint's suffix: ``lrLR`` for the
+    one-epoch schedule without erasing, ``lrLR-eE-eraseP`` otherwise."""
+    return f"lr{lr:g}" + (f"-e{epochs}-erase{erase:g}" if (epochs, erase) != (1, 0.0) else "")
+
+
+def fixed_point(name: str, lr: float, verify_samples: int, epochs: int = 1,
+                erase: float = 0.0) -> dict | None:
+    """``bitsnn-train --from NAME --fixed-point`` for ``epochs`` (a cosine cycle from ``lr``,
+    random crops and flips, erasing with probability ``erase``), then ``bitsnn-export`` and
+    ``bitsnn-verify`` of the result, through the CLIs' own code; the fine-tuned checkpoint is
+    kept (runs/benchmarks/NAME-fixed-KEY.pt), so a second run only exports and verifies
     again."""
     from lava_bitsnn.cli import export, verify
     from lava_bitsnn.cli import train as train_cli
@@ -217,11 +225,12 @@ def fixed_point(name: str, lr: float, verify_samples: int) -> dict | None:
     if not source.exists():
         print(f"skip {name}: train it first (--train)")
         return None
-    out = MODELS / f"{name}-fixed-lr{lr:g}.pt"
+    out = MODELS / f"{name}-fixed-{fixed_point_key(lr, epochs, erase)}.pt"
     net, report = out.with_suffix(".net"), out.with_suffix(".verify.json")
     data = ["--dataset", "fashion-mnist", "--data-dir", str(DATA_ROOT / "fashion-mnist")]
+    erasing = ["--erase", f"{erase:g}"] if erase else []
     steps = [["--from", str(source), "--fixed-point", *data, "--image-size", "32", "--epochs",
-              "1", "--lr", f"{lr:g}", "--augment", "-o", str(out)],
+              str(epochs), "--lr", f"{lr:g}", "--augment", *erasing, "-o", str(out)],
              [str(out), "-o", str(net)],
              [str(out), str(net), *data, "--samples", str(verify_samples), "--lava-samples", "8",
               "--json", str(report)]]
@@ -288,16 +297,22 @@ def main() -> None:
     p.add_argument("--lava-samples", type=int, default=256)
     p.add_argument("--energy-samples", type=int, default=256)
     p.add_argument("--fixed-point", type=float, metavar="LR",
-                   help="fine-tune the fixed-point grid for 1 epoch at this learning rate, "
-                        "export and verify (benchmarks/results/deep_fixed_point.json)")
+                   help="fine-tune the fixed-point grid from this learning rate, export and "
+                        "verify (benchmarks/results/deep_fixed_point.json)")
+    p.add_argument("--fixed-point-epochs", type=int, default=1, metavar="E",
+                   help="epochs of that fine-tuning, one cosine cycle (default 1)")
+    p.add_argument("--fixed-point-erase", type=float, default=0.0, metavar="P",
+                   help="its random-erasing probability (default 0)")
     p.add_argument("--verify-samples", type=int, default=2000)
     args = p.parse_args()
     for name in args.only:
         if args.train:
             _save(name, train_one)
+        schedule = (args.fixed_point, args.fixed_point_epochs, args.fixed_point_erase)
         if args.fixed_point is not None and (row := fixed_point(name, args.fixed_point,
-                                                                args.verify_samples)):
-            save_result("deep_fixed_point.json", name, {f"lr{args.fixed_point:g}": row})
+                                                                args.verify_samples,
+                                                                *schedule[1:])):
+            save_result("deep_fixed_point.json", name, {fixed_point_key(*schedule): row})
         if args.measure:
             _save(name, lambda n, r: measure(n, r, args.lava_samples, args.energy_samples))
     _, results = previous_results("deep_networks.json")

@@ -190,6 +190,28 @@ def fit_image_size(data: Dataset, size: int | None) -> Dataset:
                    data.class_names, f"{how} from {h}x{w} to {size}x{size}")
 
 
+HOLDOUT_SEED = 20_250_101  # one draw for every run: the same --holdout N, the same images
+
+
+def hold_out(data: Dataset, n: int) -> tuple[Dataset, Split]:
+    """``--holdout N``: ``data`` without ``n`` of its training images, and those images.
+
+    The ``n`` are a fixed random draw (``HOLDOUT_SEED``, independent of the training seed), so
+    runs that differ in anything but ``n`` are compared on the same held-out images: choose
+    between them by their held-out accuracy and report the test set once, for the choice.
+    ``n = 0`` returns ``data`` and an empty split."""
+    total = len(data.train.labels)
+    if not 0 <= n < total:
+        raise BitsnnError(f"--holdout must be between 0 and {total - 1} (the {data.name} "
+                          f"training set has {total} images), got {n}")
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(total)
+    kept, held = np.sort(order[n:]), np.sort(order[:n])
+    train = data.train
+    return (Dataset(data.name, Split(train.images[kept], train.labels[kept]), data.test,
+                    data.class_names, data.resized) if n else data,
+            Split(train.images[held], train.labels[held]))
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None,
                  image_size: int | None = None) -> Dataset:
     """Load a dataset by name; ``data_dir`` is required for all but ``digits``.

@@ -28,7 +28,7 @@ from lava_bitsnn.ann.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from lava_bitsnn.ann.data import Dataset, normalise
+from lava_bitsnn.ann.data import Dataset, hold_out, normalise
 from lava_bitsnn.ann.qcfs import QCFS, check_bits, qcfs_layers
 from lava_bitsnn.ann.regularizers import bit_l1, count_ones, qcfs_reg
 from lava_bitsnn.ann.widen import widen_state_dict
@@ -60,6 +60,7 @@ class TrainConfig:
     device: str = "cpu"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     init: str = ""  # start from this checkpoint's weights (same architecture, any bits)
+    holdout: int = 0  # training images held out for choosing between runs (data.hold_out)
 
     def validate(self) -> None:
         if self.arch not in ARCHS and self.arch not in MODEL_ARCHS:
@@ -68,6 +69,8 @@ class TrainConfig:
             check_bits(self.bits)
         except ValueError as exc:
             raise BitsnnError(str(exc)) from None
+        if self.holdout < 0:
+            raise BitsnnError(f"holdout must be at least 0, got {self.holdout}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise BitsnnError(f"{name.replace('_', '-')} must be at least 1")
@@ -229,6 +232,7 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     if resume and cfg.init:
         raise BitsnnError("--init and --resume exclude each other")
     check_writable(output)
+    data, held = hold_out(data, cfg.holdout)
     rank, world = _distributed()
     device = cfg.device
     if world > 1 and device.startswith("cuda"):
@@ -272,6 +276,9 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
             raise BitsnnError(
                 f"--resume checkpoint is {state['arch']}/{state['bits']} bits/{state['dataset']}"
                 f"/{state['input_shape']}, not {cfg.arch}/{cfg.bits} bits/{data.name}/{[c, h, w]}")
+        if (saved := state["train_args"].get("holdout", 0)) != cfg.holdout:
+            raise BitsnnError(f"--resume checkpoint was trained with --holdout {saved}, not "
+                              f"{cfg.holdout}")
         try:
             model.load_state_dict(state["state_dict"])
         except RuntimeError:
@@ -333,13 +340,16 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
         seconds = time.perf_counter() - t0
         if rank == 0:
             metrics = evaluate(model, data.test.images, data.test.labels, mean, std, device)
+            held_out = {"holdout_accuracy": evaluate(model, held.images, held.labels, mean, std,
+                                                     device)["accuracy"]} if cfg.holdout else {}
             log.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy":
-                        correct / seen, "test_accuracy": metrics["accuracy"],
+                        correct / seen, **held_out, "test_accuracy": metrics["accuracy"],
                         "bits_per_activation": metrics["bits_per_activation"],
                         "seconds": seconds, "bf16": cfg.bf16})
             if progress:
+                shown = f"holdout {held_out['holdout_accuracy']:.4f}  " if held_out else ""
                 tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / seen:.4f}  "
-                           f"train {correct / seen:.4f}  test {metrics['accuracy']:.4f}  "
+                           f"train {correct / seen:.4f}  {shown}test {metrics['accuracy']:.4f}  "
                            f"bits/act {metrics['bits_per_activation']:.3f}  {seconds:.1f}s")
             if epoch + 1 < cfg.epochs:  # resumable after every epoch
                 save_checkpoint(_checkpoint(cfg, model, data, arch_kwargs, (mean, std), log,

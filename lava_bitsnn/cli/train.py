@@ -51,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bit-l1", type=float, default=0.0, help="bit-sparsity l1 coefficient")
     p.add_argument("--qcfs-reg", type=float, default=0.0, help="QCFS regulariser weight")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="train without N training images (the same fixed draw in every run) "
+                        "and log their accuracy each epoch, to choose between runs without "
+                        "looking at the test set (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--bf16", action="store_true",
                    help="mixed precision: bfloat16 autocast and channels-last (faster on "
@@ -78,7 +82,7 @@ def _fine_tune(args: argparse.Namespace) -> int:
 
     from lava_bitsnn.ann.adapters import describe
     from lava_bitsnn.ann.checkpoint import USER_ARCH, check_writable
-    from lava_bitsnn.ann.data import normalise
+    from lava_bitsnn.ann.data import hold_out, normalise
     from lava_bitsnn.ann.model_io import load_source
     from lava_bitsnn.ann.qcfs import bits_for_levels, qcfs_layers
     from lava_bitsnn.ann.relu_to_qcfs import relu_to_qcfs
@@ -114,9 +118,10 @@ def _fine_tune(args: argparse.Namespace) -> int:
     model = source.model
     had_qcfs = bool(qcfs_layers(model))
     gen = torch.Generator().manual_seed(args.seed)
-    pick = torch.randperm(len(data.train.labels), generator=gen)[:512].numpy()
+    train_images = hold_out(data, cfg.holdout)[0].train.images
+    pick = torch.randperm(len(train_images), generator=gen)[:512].numpy()
     model = relu_to_qcfs(model, None if args.levels else bits,
-                         calibration=None if had_qcfs else normalise(data.train.images[pick],
+                         calibration=None if had_qcfs else normalise(train_images[pick],
                                                                      mean, std),
                          levels=args.levels, maxpool=args.maxpool)
     layers = qcfs_layers(model)
@@ -145,6 +150,7 @@ def _train_and_report(cfg, data, args: argparse.Namespace, model, user: dict,
     parts = [f"{label} {100 * acc:.2f}%" for label, acc in [*before, (after_label, after)]]
     print(f"accuracy: {'  '.join(parts)}  ({len(data.test.labels)} {data.name} test images, "
           f"{cfg.epochs} epochs)")
+    _print_holdout(ckpt)
     print(f"checkpoint written to {args.output}{note}")
     return 0
 
@@ -153,7 +159,8 @@ def _schedule(args: argparse.Namespace) -> dict:
     """The TrainConfig fields every kind of training takes straight from the command line."""
     return {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
             "lr": args.lr, "augment": args.augment, "erase": args.erase,
-            "bit_l1": args.bit_l1, "seed": args.seed, "device": args.device, "bf16": args.bf16}
+            "bit_l1": args.bit_l1, "seed": args.seed, "device": args.device, "bf16": args.bf16,
+            "holdout": args.holdout}
 
 
 def _warn_if_bf16_is_emulated(cfg: TrainConfig) -> None:
@@ -247,8 +254,18 @@ def _main(args: argparse.Namespace) -> int:
     print(f"test accuracy {100 * last.get('test_accuracy', float('nan')):.2f}%  "
           f"({len(data.test.labels)} {data.name} test images, {cfg.bits}-bit QCFS, "
           f"mean 1-bits/activation {last.get('bits_per_activation', float('nan')):.3f})")
+    _print_holdout(ckpt)
     print(f"checkpoint written to {args.output}")
     return 0
+
+
+def _print_holdout(ckpt: dict) -> None:
+    """With ``--holdout N``: the last epoch's accuracy on the held-out training images."""
+    last = ckpt["log"][-1] if ckpt["log"] else {}
+    if "holdout_accuracy" in last:
+        n = ckpt["train_args"]["holdout"]
+        print(f"held-out accuracy {100 * last['holdout_accuracy']:.2f}%  ({n} training images "
+              "held out)")
 
 
 def main(argv: list[str] | None = None) -> int:
