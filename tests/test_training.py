@@ -277,6 +277,8 @@ def _cli(*args, cwd=None):
     (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "1.5"], "erase must be"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "-0.1"], "erase must be"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "--erase", "nan"], "erase must be"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--holdout", "1438"], "--holdout must be"),
+    (["--arch", "mnist-cnn", "--dataset", "digits", "--holdout", "-1"], "holdout must be at least"),
     (["--arch", "mnist-cnn", "--dataset", "digits", "--width", "2"], "--width applies to"),
     (["--arch", "resnet20", "--dataset", "digits", "--width", "0"], "width must be at least"),
     (["--from", "model.pt", "--dataset", "digits", "--width", "2"], "--from excludes"),
