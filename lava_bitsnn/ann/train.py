@@ -215,7 +215,8 @@ def train(cfg: TrainConfig, data: Dataset, output: str, resume: str | None = Non
     zoo one (``bitsnn-train --from``); ``user`` then holds ``normalisation`` (the model's
     own), ``imports`` and ``source``, stored in the checkpoint with the module itself. With
     ``cfg.arch == "fixed-point"`` the model is a ``FixedPointNet`` (``--fixed-point``), kept
-    on its grid's 24-bit bound after every step.
+    on its grid's 24-bit bound after every step. ``cfg.holdout`` trains without that many
+    training images (``data.hold_out``) and logs their accuracy after every epoch.
 
     ``cfg.bf16`` runs the forward and backward passes under bfloat16 autocast with
     channels-last tensors; the QCFS quantisers, weights, optimiser state and the per-epoch
