@@ -244,16 +244,19 @@ def fixed_point(name: str, lr: float, verify_samples: int, epochs: int = 1,
     if export.main(steps[1]):
         raise SystemExit(f"bitsnn-export failed on {name}")
     report.unlink(missing_ok=True)
+    started = time.perf_counter()
     if verify.main(steps[2]) not in (0, 1):  # 1: mismatches, which the report records
         raise SystemExit(f"bitsnn-verify failed on {name}")
+    verify_seconds = time.perf_counter() - started
     tuned, checked = load_checkpoint(out), json.loads(report.read_text())
     return {"command": "; ".join(f"bitsnn-{tool} " + " ".join(argv) for tool, argv in
                                  zip(("train", "export", "verify"), steps, strict=True)),
             "float_model_accuracy": tuned["source"]["float_accuracy"],
             "exported_fixed_snn_accuracy": tuned["source"]["exported_fixed_snn_accuracy"],
             "fine_tuned_accuracy": tuned["test_accuracy"],
+            "test_accuracy_per_epoch": [e["test_accuracy"] for e in tuned["log"]],
             "seconds_per_epoch": [e["seconds"] for e in tuned["log"]],
-            "verify": verify_record(checked)}
+            "verify": verify_record(checked), "verify_seconds": verify_seconds}
 
 
 def verify_record(report: dict) -> dict:

@@ -41,16 +41,22 @@ def test_hold_out_splits_the_training_set_in_two_the_same_way_every_time():
             hold_out(data, n)
 
 
-def test_training_never_sees_the_held_out_images(tmp_path, digits_data):
-    """Poisoning the held-out images (inverted, labels shifted) leaves the trained weights bit
-    for bit the same, while their logged accuracy drops: they are scored, never trained on."""
-    n = 300
-    held_index = _numbers(hold_out(_numbered(len(digits_data.train.labels)), n)[1])
-    images, labels = digits_data.train.images.copy(), digits_data.train.labels.copy()
+def poisoned_held_out(data: Dataset, n: int) -> Dataset:
+    """``data`` with the ``n`` images ``--holdout n`` holds out inverted and their labels
+    shifted (found through a numbered twin of the training set: the draw depends on its size
+    alone)."""
+    held_index = _numbers(hold_out(_numbered(len(data.train.labels)), n)[1])
+    images, labels = data.train.images.copy(), data.train.labels.copy()
     images[held_index] = 255 - images[held_index]
     labels[held_index] = (labels[held_index] + 1) % 10
-    poisoned = Dataset(digits_data.name, Split(images, labels), digits_data.test,
-                       digits_data.class_names)
+    return Dataset(data.name, Split(images, labels), data.test, data.class_names)
+
+
+def test_training_never_sees_the_held_out_images(tmp_path, digits_data):
+    """Poisoning the held-out images leaves the trained weights bit for bit the same, while
+    their logged accuracy drops: they are scored, never trained on."""
+    n = 300
+    poisoned = poisoned_held_out(digits_data, n)
     cfg = TrainConfig(epochs=1, holdout=n, **FAST)
     clean = train(cfg, digits_data, str(tmp_path / "clean.pt"), progress=False)
     dirty = train(cfg, poisoned, str(tmp_path / "dirty.pt"), progress=False)

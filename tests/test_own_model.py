@@ -10,9 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lava_bitsnn.ann.checkpoint import load_checkpoint
 from lava_bitsnn.ann.data import normalise
 from tests import foreign_models as fm
 from tests.cli_helpers import cli, one_line_error
+from tests.test_holdout import poisoned_held_out
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,26 @@ def test_train_from_pickled_relu_model_then_export_and_verify(relu_digits, tmp_p
     assert "model: lava-bitsnn checkpoint (user, digits)" in proc.stdout
     assert "folded:" in proc.stdout
     _verify_ok(out, net)
+
+
+def test_train_from_with_holdout_never_reads_the_held_out_images(relu_digits, digits_data,
+                                                                 tmp_path, monkeypatch):
+    """``--from M --holdout N``: the normalisation taken from the data, the threshold
+    calibration and the fine-tuning all skip the held-out images, so poisoning them leaves the
+    checkpoint's weights bit for bit the same."""
+    from lava_bitsnn.cli import train as train_cli
+
+    states = []
+    for data in (digits_data, poisoned_held_out(digits_data, 300)):
+        monkeypatch.setattr(train_cli, "load_dataset", lambda *_, data=data: data)
+        out = tmp_path / f"{len(states)}.pt"
+        assert train_cli.main(["--from", str(relu_digits / "relu.pt"), "--dataset", "digits",
+                               "--holdout", "300", "--epochs", "1", "--lr", "0.02",
+                               "--maxpool", "avg", "--quiet", "-o", str(out)]) == 0
+        states.append(load_checkpoint(out)["state_dict"])
+    assert states[0].keys() == states[1].keys()
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key
 
 
 def test_train_from_state_dict_with_levels(relu_digits, tmp_path):

@@ -69,8 +69,6 @@ class TrainConfig:
             check_bits(self.bits)
         except ValueError as exc:
             raise BitsnnError(str(exc)) from None
-        if self.holdout < 0:
-            raise BitsnnError(f"holdout must be at least 0, got {self.holdout}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise BitsnnError(f"{name.replace('_', '-')} must be at least 1")

@@ -107,7 +107,8 @@ def _fine_tune(args: argparse.Namespace) -> int:
     _warn_if_bf16_is_emulated(cfg)
     check_writable(args.output)
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
-    source = load_source(args.source, args, data, relu=True)
+    kept = hold_out(data, cfg.holdout)[0]  # all the run sees before train() holds them out too
+    source = load_source(args.source, args, kept, relu=True)
     print(f"model: {source.description} from {args.source}")
     if tuple(source.input_shape) != tuple(data.input_shape):
         raise BitsnnError(f"the model takes inputs of shape {source.input_shape}, dataset "
@@ -118,10 +119,9 @@ def _fine_tune(args: argparse.Namespace) -> int:
     model = source.model
     had_qcfs = bool(qcfs_layers(model))
     gen = torch.Generator().manual_seed(args.seed)
-    train_images = hold_out(data, cfg.holdout)[0].train.images
-    pick = torch.randperm(len(train_images), generator=gen)[:512].numpy()
+    pick = torch.randperm(len(kept.train.labels), generator=gen)[:512].numpy()
     model = relu_to_qcfs(model, None if args.levels else bits,
-                         calibration=None if had_qcfs else normalise(train_images[pick],
+                         calibration=None if had_qcfs else normalise(kept.train.images[pick],
                                                                      mean, std),
                          levels=args.levels, maxpool=args.maxpool)
     layers = qcfs_layers(model)
@@ -190,6 +190,7 @@ def _fixed_point(args: argparse.Namespace) -> int:
     """``--from M --fixed-point``: convert M, fine-tune its integer grid, print the accuracies
     of the float model, the fixed-point SNN as exported and after fine-tuning."""
     from lava_bitsnn.ann.checkpoint import FIXED_ARCH, check_writable
+    from lava_bitsnn.ann.data import hold_out
     from lava_bitsnn.ann.model_io import load_source
     from lava_bitsnn.ann.train import TrainConfig, evaluate
     from lava_bitsnn.convert.fixed_model import FixedPointNet
@@ -204,7 +205,7 @@ def _fixed_point(args: argparse.Namespace) -> int:
         raise BitsnnError("--fixed-point trains the grid's mantissas and biases on its exact "
                           "grid: --qcfs-reg and --weight-decay do not apply")
     data = load_dataset(args.dataset, args.data_dir, args.image_size)
-    source = load_source(args.source, args, data)
+    source = load_source(args.source, args, hold_out(data, args.holdout)[0])
     if tuple(source.input_shape) != tuple(data.input_shape):
         raise BitsnnError(f"the model takes inputs of shape {source.input_shape}, dataset "
                           f"{data.name} has {data.input_shape} (use --image-size)")
