@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lava_bitsnn.ann.checkpoint import load_checkpoint
+from lava_bitsnn.ann.checkpoint import load_checkpoint, save_checkpoint
 from lava_bitsnn.ann.data import Dataset, Split, hold_out
 from lava_bitsnn.ann.train import TrainConfig, train
 from lava_bitsnn.errors import BitsnnError
@@ -36,6 +36,7 @@ def test_hold_out_splits_the_training_set_in_two_the_same_way_every_time():
     assert not np.array_equal(np.sort(outside), np.arange(200))  # a random draw, not the head
     same, none = hold_out(data, 0)
     assert same is data and len(none.labels) == 0
+    assert len(hold_out(data, 999)[0].train.labels) == 1  # the largest N leaves one image
     for n in (-1, 1000):
         with pytest.raises(BitsnnError, match="--holdout must be between 0 and 999"):
             hold_out(data, n)
@@ -73,6 +74,12 @@ def test_resume_refuses_another_holdout(tmp_path, digits_data):
     with pytest.raises(BitsnnError, match="trained with --holdout 100, not 0"):
         train(TrainConfig(epochs=2, **FAST), digits_data, str(tmp_path / "second.pt"),
               resume=str(first), progress=False)
+    older = load_checkpoint(first)  # a checkpoint from before --holdout: it held none out
+    del older["train_args"]["holdout"]
+    save_checkpoint(older, tmp_path / "older.pt")
+    with pytest.raises(BitsnnError, match="trained with --holdout 0, not 100"):
+        train(TrainConfig(epochs=2, holdout=100, **FAST), digits_data,
+              str(tmp_path / "third.pt"), resume=str(tmp_path / "older.pt"), progress=False)
 
 
 def test_cli_prints_the_held_out_accuracy(tmp_path):

@@ -190,7 +190,9 @@ def fit_image_size(data: Dataset, size: int | None) -> Dataset:
                    data.class_names, f"{how} from {h}x{w} to {size}x{size}")
 
 
-HOLDOUT_SEED = 20_250_101  # one draw for every run: the same --holdout N, the same images
+# one draw for every run: the same --holdout N, the same images (a checkpoint records N, not
+# this seed: changing it would move the images of every --holdout run, resumed ones included)
+HOLDOUT_SEED = 20_250_101
 
 
 def hold_out(data: Dataset, n: int) -> tuple[Dataset, Split]:
