@@ -216,8 +216,8 @@ def fixed_point_key(lr: float, epochs: int, erase: float) -> str:
     return f"lr{lr:g}" + (f"-e{epochs}-erase{erase:g}" if (epochs, erase) != (1, 0.0) else "")
 
 
-def fixed_point(name: str, lr: float, verify_samples: int, epochs: int = 1,
-                erase: float = 0.0) -> dict | None:
+def fixed_point(name: str, lr: float, epochs: int, erase: float,
+                verify_samples: int) -> dict | None:
     """``bitsnn-train --from NAME --fixed-point`` for ``epochs`` (a cosine cycle from ``lr``,
     random crops and flips, erasing with probability ``erase``), then ``bitsnn-export`` and
     ``bitsnn-verify`` of the result, through the CLIs' own code; the fine-tuned checkpoint is
@@ -316,11 +316,10 @@ def main() -> None:
     for name in args.only:
         if args.train:
             _save(name, train_one)
-        schedule = (args.fixed_point, args.fixed_point_epochs, args.fixed_point_erase)
-        if args.fixed_point is not None and (row := fixed_point(name, args.fixed_point,
-                                                                args.verify_samples,
-                                                                *schedule[1:])):
-            save_result("deep_fixed_point.json", name, {fixed_point_key(*schedule): row})
+        if args.fixed_point is not None:
+            schedule = (args.fixed_point, args.fixed_point_epochs, args.fixed_point_erase)
+            if row := fixed_point(name, *schedule, args.verify_samples):
+                save_result("deep_fixed_point.json", name, {fixed_point_key(*schedule): row})
         if args.measure:
             _save(name, lambda n, r: measure(n, r, args.lava_samples, args.energy_samples))
     _, results = previous_results("deep_networks.json")
